@@ -1,0 +1,62 @@
+"""Strict base64url (RFC 4648 §5) without padding, as JOSE requires.
+
+Lenient decoders accept padding, whitespace, the standard alphabet and
+non-zero unused trailing bits. Each of those lets two different strings decode
+to the same bytes, which breaks any check that compares encoded forms (and is
+how several signature-malleability bugs began). Here exactly one encoding of
+each byte string is accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from jwtward.errors import DecodeError
+
+__all__ = ["b64decode", "b64encode"]
+
+_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
+# A final group of 2 characters holds 12 bits for 1 byte: its last character
+# has 4 unused low bits. A final group of 3 holds 18 bits for 2 bytes: 2 unused
+# bits. Canonical encodings leave those bits zero.
+_URL_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CANONICAL_LAST_AFTER_2 = frozenset(c for i, c in enumerate(_URL_CHARS) if i & 0x0F == 0)
+_CANONICAL_LAST_AFTER_3 = frozenset(c for i, c in enumerate(_URL_CHARS) if i & 0x03 == 0)
+_PADDING = ("", None, "==", "=")
+
+
+def b64encode(data: bytes) -> str:
+    """Encode ``data`` as unpadded base64url text."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64decode(text: str | bytes) -> bytes:
+    """Decode unpadded base64url, refusing every non-canonical form.
+
+    Raises :class:`~jwtward.errors.DecodeError` for padding, whitespace, any
+    character outside the URL-safe alphabet, an impossible length, or unused
+    trailing bits that are not zero.
+    """
+    if isinstance(text, bytes | bytearray | memoryview):
+        try:
+            text = bytes(text).decode("ascii")
+        except UnicodeDecodeError:
+            raise DecodeError("base64url text must be ASCII") from None
+    if not isinstance(text, str):
+        raise DecodeError("base64url input must be str or bytes")
+    if _ALPHABET.fullmatch(text) is None:
+        raise DecodeError("base64url text has a character outside the URL-safe alphabet")
+    remainder = len(text) % 4
+    padding = _PADDING[remainder]
+    if padding is None:
+        raise DecodeError("base64url text has an impossible length")
+    if remainder == 2 and text[-1] not in _CANONICAL_LAST_AFTER_2:
+        raise DecodeError("base64url text has non-zero unused trailing bits")
+    if remainder == 3 and text[-1] not in _CANONICAL_LAST_AFTER_3:
+        raise DecodeError("base64url text has non-zero unused trailing bits")
+    try:
+        return base64.urlsafe_b64decode(text + padding)
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+        raise DecodeError("invalid base64url text") from None

@@ -1,0 +1,97 @@
+"""The one error tree of jwtward.
+
+Every failure caused by bad input (a token, a key, a JWK Set, a configuration
+value) is raised as a subclass of :class:`JWTWardError`; nothing from the
+standard library or from pyca/cryptography escapes the public API. Token errors
+know their RFC 6750 error code and HTTP status, so the web layer can answer a
+client without a mapping table of its own.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlgorithmMismatch",
+    "DecodeError",
+    "InvalidHeader",
+    "InvalidKey",
+    "InvalidSignature",
+    "InvalidToken",
+    "JWTWardError",
+    "KeyNotFound",
+    "KeyUsageError",
+    "MalformedToken",
+    "TokenTooLarge",
+    "UnsupportedAlgorithm",
+]
+
+
+class JWTWardError(Exception):
+    """Base of every error jwtward raises for bad input, bad tokens or bad keys.
+
+    ``error`` is the RFC 6750 error code a resource server would answer with
+    (``None`` where the fault is the server's own configuration, not the
+    client's request) and ``status_code`` the matching HTTP status.
+    """
+
+    error: str | None = None
+    status_code: int = 500
+
+
+# -- keys and configuration: the server's fault, never the client's -----------
+
+
+class InvalidKey(JWTWardError):
+    """A key was refused: malformed, too weak, or inconsistent with its alg."""
+
+
+class UnsupportedAlgorithm(InvalidKey):
+    """An algorithm that jwtward does not offer (on purpose or not yet)."""
+
+
+class KeyUsageError(InvalidKey):
+    """A key was used for an operation its ``use`` or ``key_ops`` forbids."""
+
+
+# -- encodings ---------------------------------------------------------------
+
+
+class DecodeError(JWTWardError):
+    """Bytes that are not strict base64url or strict JSON.
+
+    Raised by the codecs; the layers above re-raise it as the error that fits
+    the context (a malformed token, an invalid key).
+    """
+
+
+# -- tokens: the client's fault (RFC 6750 ``invalid_token``, HTTP 401) -------
+
+
+class InvalidToken(JWTWardError):
+    """A token that must not be accepted."""
+
+    error = "invalid_token"
+    status_code = 401
+
+
+class MalformedToken(InvalidToken):
+    """A token that does not parse as strict compact serialization."""
+
+
+class TokenTooLarge(MalformedToken):
+    """A token longer than the configured bound, refused before any parsing."""
+
+
+class InvalidHeader(InvalidToken):
+    """A protected header that jwtward refuses (``none``, ``jku``, ``crit``, ...)."""
+
+
+class KeyNotFound(InvalidToken):
+    """No key in the key set matches the token's ``kid``."""
+
+
+class AlgorithmMismatch(InvalidToken):
+    """The token's ``alg`` is not the algorithm its key was made for."""
+
+
+class InvalidSignature(InvalidToken):
+    """The signature does not verify."""

@@ -1,0 +1,1 @@
+"""The JOSE layer: JWA algorithms, typed keys, JWK/JWKS, compact JWS."""

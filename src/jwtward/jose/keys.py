@@ -1,0 +1,471 @@
+"""``Key``: one key, one algorithm, one use (invariants 1 and 4).
+
+A ``Key`` is validated once, when it is made, and then carries everything a
+signature needs: the bound signer, its permitted operations and its ``kid``.
+Weak or mismatched keys never become ``Key`` objects, so no later code path
+has to remember to check them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+
+from jwtward.codecs import loads_object
+from jwtward.errors import (
+    DecodeError,
+    InvalidKey,
+    InvalidSignature,
+    KeyUsageError,
+)
+from jwtward.jose import jwk as _jwk
+from jwtward.jose import pem as _pem
+from jwtward.jose.algorithms import (
+    CURVE_DEFAULT_SIG_ALG,
+    CURVE_ORDERS,
+    MIN_RSA_BITS,
+    Algorithm,
+    ECDSASigner,
+    EdDSASigner,
+    HMACSigner,
+    RSASigner,
+    Signer,
+    algorithm,
+    describe,
+)
+from jwtward.jose.material import EC_CURVES, Material, describe_material, public_of
+
+__all__ = ["MAX_KID_LENGTH", "Key", "check_kid", "keys_of"]
+
+MAX_KID_LENGTH = 256
+
+_OPS_BY_USE = {
+    "sig": frozenset({"sign", "verify"}),
+    "enc": frozenset({"encrypt", "decrypt", "wrapKey", "unwrapKey", "deriveKey", "deriveBits"}),
+}
+_PUBLIC_OPS = frozenset({"verify", "encrypt", "wrapKey"})
+_KEY_LIKE_PREFIXES = (b"-----BEGIN", b"ssh-rsa ", b"ssh-ed25519 ", b"ecdsa-sha2-", b"{")
+
+
+def check_kid(kid: object) -> str:
+    """A ``kid`` is an opaque, short, printable string; anything else is refused."""
+    if not isinstance(kid, str):
+        raise InvalidKey(f"kid must be a string, got {type(kid).__name__}")
+    if not 0 < len(kid) <= MAX_KID_LENGTH:
+        raise InvalidKey(f"kid must be 1 to {MAX_KID_LENGTH} characters long")
+    if not kid.isprintable():
+        raise InvalidKey("kid must not contain control or separator characters")
+    return kid
+
+
+def _check_key_ops(key_ops: object, use: str) -> frozenset[str] | None:
+    if key_ops is None:
+        return None
+    if not isinstance(key_ops, list | tuple | frozenset | set) or not all(
+        isinstance(op, str) for op in key_ops
+    ):
+        raise InvalidKey("key_ops must be a list of strings")
+    ops = frozenset(key_ops)
+    if len(ops) != len(key_ops):
+        raise InvalidKey("key_ops has duplicate values")
+    if not ops:
+        raise InvalidKey("key_ops is empty: the key would permit nothing")
+    if not ops <= _OPS_BY_USE[use]:
+        raise KeyUsageError(f"key_ops {sorted(ops)} do not fit a key for use {use!r}")
+    return ops
+
+
+def _check_strength(spec: Algorithm, material: Material) -> None:
+    """Refuse a key of the wrong type, curve or size for ``spec`` (invariant 4)."""
+    try:
+        kty, crv, _has_private = describe_material(material)
+    except TypeError as exc:
+        raise InvalidKey(str(exc)) from None
+    if kty not in spec.ktys:
+        raise InvalidKey(f"{spec.name} needs a {'/'.join(spec.ktys)} key, got {kty}")
+    if spec.curves and crv not in spec.curves:
+        raise InvalidKey(f"{spec.name} needs a key on {' or '.join(spec.curves)}, got {crv}")
+    if isinstance(material, bytes):
+        if spec.secret_sizes is not None:
+            if len(material) not in spec.secret_sizes:
+                sizes = ", ".join(str(s) for s in spec.secret_sizes)
+                raise InvalidKey(f"{spec.name} needs a secret of {sizes} bytes")
+        elif len(material) < spec.min_secret:
+            raise InvalidKey(
+                f"{spec.name} needs a secret of at least {spec.min_secret} bytes "
+                f"(RFC 7518 §3.2), got {len(material)}"
+            )
+    elif (
+        isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey)
+        and material.key_size < MIN_RSA_BITS
+    ):
+        raise InvalidKey(
+            f"RSA keys must have at least {MIN_RSA_BITS} bits, got {material.key_size}"
+        )
+
+
+def _bind_signer(spec: Algorithm, material: Material) -> Signer | None:
+    if not spec.is_signature:
+        return None
+    hash_name = spec.hash_name or ""
+    if isinstance(material, bytes):
+        return HMACSigner(material, hash_name)
+    public = public_of(material)
+    private = material if material is not public else None
+    if isinstance(public, rsa.RSAPublicKey):
+        return RSASigner(private, public, hash_name, pss=spec.name.startswith("PS"))  # type: ignore[arg-type]
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        crv = describe_material(public)[1]
+        assert crv is not None  # noqa: S101
+        return ECDSASigner(private, public, hash_name, CURVE_ORDERS[crv])  # type: ignore[arg-type]
+    if isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        return EdDSASigner(private, public)  # type: ignore[arg-type]
+    raise InvalidKey(f"{spec.name} cannot use this key")  # pragma: no cover - strength check
+
+
+def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Material:
+    kty = spec.ktys[0] if crv is None or crv in EC_CURVES else "OKP"
+    if kty == "oct":
+        if size is not None:
+            length = size // 8
+        elif spec.secret_sizes is not None:
+            # dir keys are CEKs: 32 bytes fits A256GCM and A128CBC-HS256.
+            length = 32 if spec.name == "dir" else spec.secret_sizes[0]
+        else:
+            length = spec.min_secret
+        return secrets.token_bytes(length)
+    if kty == "RSA":
+        bits = size or 2048
+        if bits < MIN_RSA_BITS:
+            raise InvalidKey(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    curve = crv or spec.curves[0]
+    if curve not in spec.curves:
+        raise InvalidKey(f"{spec.name} needs a key on {' or '.join(spec.curves)}, got {curve}")
+    if curve in EC_CURVES:
+        return ec.generate_private_key(EC_CURVES[curve][0]())
+    okp_generators: dict[str, Any] = {
+        "Ed25519": ed25519.Ed25519PrivateKey,
+        "Ed448": ed448.Ed448PrivateKey,
+        "X25519": x25519.X25519PrivateKey,
+        "X448": x448.X448PrivateKey,
+    }
+    return okp_generators[curve].generate()  # type: ignore[no-any-return]
+
+
+def _looks_like_a_key_file(secret: bytes) -> bool:
+    """True for bytes that are an encoded public/private key, not a random secret.
+
+    Passing a PEM, DER or JWK document as an HMAC secret is the shape of the
+    key-confusion attack; no honest caller needs it.
+    """
+    stripped = secret.lstrip()
+    if stripped.startswith(_KEY_LIKE_PREFIXES):
+        return True
+    if secret[:1] == b"\x30":  # DER SEQUENCE: try it as a public key or certificate.
+        try:
+            _pem.material_from_der(secret)
+        except InvalidKey:
+            return False
+        return True
+    return False
+
+
+class Key:
+    """One key for exactly one JWA algorithm (``alg``) and one ``use``.
+
+    Make keys with :meth:`generate`, :meth:`from_jwk`, :meth:`from_pem`,
+    :meth:`from_der` or :meth:`from_secret`. A key is immutable; its ``kid``
+    defaults to its RFC 7638 thumbprint.
+    """
+
+    __slots__ = (
+        "_can_sign",
+        "_can_verify",
+        "_has_private",
+        "_key_ops",
+        "_kid",
+        "_material",
+        "_signer",
+        "_spec",
+        "_thumbprint",
+    )
+
+    _spec: Algorithm
+    _material: Material
+    _kid: str
+    _key_ops: frozenset[str] | None
+    _signer: Signer | None
+    _has_private: bool
+    _can_sign: bool
+    _can_verify: bool
+    _thumbprint: str | None
+
+    def __init__(self) -> None:
+        raise TypeError(
+            "make keys with Key.generate, Key.from_jwk, Key.from_pem, Key.from_der "
+            "or Key.from_secret"
+        )
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def _build(
+        cls,
+        spec: Algorithm,
+        material: Material,
+        *,
+        kid: str | None = None,
+        key_ops: object = None,
+    ) -> Key:
+        _check_strength(spec, material)
+        ops = _check_key_ops(key_ops, spec.use)
+        key = object.__new__(cls)
+        key._spec = spec
+        key._material = material
+        key._has_private = describe_material(material)[2]
+        key._key_ops = ops
+        key._thumbprint = None
+        key._kid = check_kid(kid) if kid is not None else key.thumbprint()
+        key._signer = _bind_signer(spec, material)
+        permitted = ops if ops is not None else _OPS_BY_USE[spec.use]
+        if not key._has_private:
+            permitted = permitted & _PUBLIC_OPS
+            if not permitted:
+                raise KeyUsageError(f"key_ops {sorted(ops or ())} need a private key")
+        key._can_sign = key._signer is not None and key._has_private and "sign" in permitted
+        key._can_verify = key._signer is not None and "verify" in permitted
+        return key
+
+    @classmethod
+    def generate(
+        cls, alg: str, *, kid: str | None = None, size: int | None = None, crv: str | None = None
+    ) -> Key:
+        """A fresh key for ``alg``.
+
+        ``size`` is in bits (RSA: default 2048, at least 2048; oct: default the
+        minimum the algorithm allows). ``crv`` picks the curve where an alg
+        allows several (EdDSA: Ed25519 by default; ECDH-ES: P-256 by default).
+        """
+        spec = algorithm(alg)
+        return cls._build(spec, _generate_material(spec, size, crv), kid=kid)
+
+    @classmethod
+    def from_secret(cls, secret: bytes, *, alg: str, kid: str | None = None) -> Key:
+        """A symmetric key (HS*, A*KW, A*GCMKW, dir) from raw secret bytes."""
+        if not isinstance(secret, bytes | bytearray | memoryview):
+            raise InvalidKey("a secret must be bytes; encode text secrets explicitly")
+        spec = algorithm(alg)
+        if "oct" not in spec.ktys:
+            raise InvalidKey(f"{spec.name} is not a symmetric algorithm; load its key from PEM/JWK")
+        raw = bytes(secret)
+        if _looks_like_a_key_file(raw):
+            raise InvalidKey(
+                "this secret is an encoded public/private key (PEM, DER, JWK or SSH): "
+                "using one as a symmetric secret is the key-confusion attack"
+            )
+        return cls._build(spec, raw, kid=kid)
+
+    @classmethod
+    def from_jwk(
+        cls,
+        jwk: Mapping[str, Any] | str | bytes,
+        *,
+        alg: str | None = None,
+        public_only: bool = False,
+    ) -> Key:
+        """A key from a JWK object (or its JSON text).
+
+        ``alg=`` binds a JWK that has no ``alg`` member, and must agree with it
+        when it has one. EC and OKP signing keys without ``alg`` take the
+        curve's algorithm (P-256: ES256, Ed25519: EdDSA, ...); RSA and oct keys
+        and every encryption key need an explicit ``alg``. ``public_only``
+        refuses any private member (for JWK Sets expected to be public).
+        """
+        if isinstance(jwk, str | bytes):
+            try:
+                jwk = loads_object(jwk, max_size=1 << 16)
+            except DecodeError as exc:
+                raise InvalidKey(f"JWK is not a JSON object: {exc}") from None
+        if not isinstance(jwk, Mapping):
+            raise InvalidKey("a JWK must be a JSON object")
+        for name in ("kty", "alg", "use", "kid"):
+            if name in jwk and not isinstance(jwk[name], str):
+                raise InvalidKey(f"JWK member {name!r} must be a string")
+        use = jwk.get("use")
+        if use is not None and use not in _OPS_BY_USE:
+            raise InvalidKey(f"unknown JWK use {describe(use)}")
+        material = _jwk.material_from_jwk(jwk, public_only=public_only)
+        spec = algorithm(_choose_alg(jwk.get("alg"), alg, material, use))
+        if use is not None and use != spec.use:
+            raise KeyUsageError(f"JWK use {use!r} does not fit {spec.name} (use {spec.use!r})")
+        key_ops = jwk.get("key_ops")
+        if key_ops is not None and use is not None:
+            _check_key_ops(key_ops, use)  # RFC 7517 §4.3: consistent when both are given
+        return cls._build(spec, material, kid=jwk.get("kid"), key_ops=key_ops)
+
+    @classmethod
+    def from_pem(
+        cls,
+        pem: bytes | str,
+        *,
+        alg: str,
+        password: bytes | str | None = None,
+        kid: str | None = None,
+    ) -> Key:
+        """A key from PEM: PKCS#8/PKCS#1/SEC1 private, SPKI/PKCS#1 public, or X.509."""
+        spec = algorithm(alg)
+        return cls._build(spec, _pem.material_from_pem(pem, password), kid=kid)
+
+    @classmethod
+    def from_der(
+        cls,
+        der: bytes,
+        *,
+        alg: str,
+        password: bytes | str | None = None,
+        kid: str | None = None,
+    ) -> Key:
+        """A key from DER: PKCS#8/PKCS#1/SEC1 private, SPKI/PKCS#1 public, or X.509."""
+        spec = algorithm(alg)
+        return cls._build(spec, _pem.material_from_der(der, password), kid=kid)
+
+    @classmethod
+    def from_cryptography(cls, material: Material, *, alg: str, kid: str | None = None) -> Key:
+        """A key from a pyca/cryptography key object you already hold."""
+        return cls._build(algorithm(alg), material, kid=kid)
+
+    # -- what the key is --------------------------------------------------------
+
+    @property
+    def alg(self) -> str:
+        """The one JWA algorithm this key is for."""
+        return self._spec.name
+
+    @property
+    def kid(self) -> str:
+        return self._kid
+
+    @property
+    def use(self) -> str:
+        """``sig`` or ``enc``."""
+        return self._spec.use
+
+    @property
+    def kty(self) -> str:
+        return describe_material(self._material)[0]
+
+    @property
+    def crv(self) -> str | None:
+        return describe_material(self._material)[1]
+
+    @property
+    def key_ops(self) -> frozenset[str] | None:
+        return self._key_ops
+
+    @property
+    def is_private(self) -> bool:
+        """True for a private or secret key (it can sign or decrypt)."""
+        return self._has_private
+
+    @property
+    def spec(self) -> Algorithm:
+        """The registry entry of :attr:`alg`."""
+        return self._spec
+
+    def thumbprint(self) -> str:
+        """RFC 7638 thumbprint (SHA-256, base64url)."""
+        if self._thumbprint is None:
+            self._thumbprint = _jwk.thumbprint(self._material)
+        return self._thumbprint
+
+    def public_key(self) -> Key:
+        """The public half, with the same alg, kid and use."""
+        if isinstance(self._material, bytes):
+            raise InvalidKey("a symmetric key has no public half")
+        if not self._has_private:
+            return self
+        ops = None if self._key_ops is None else (self._key_ops & _PUBLIC_OPS) or None
+        return Key._build(self._spec, public_of(self._material), kid=self._kid, key_ops=ops)
+
+    def cryptography_key(self) -> Material:
+        """The pyca/cryptography object (or secret bytes) behind this key."""
+        return self._material
+
+    # -- export ---------------------------------------------------------------
+
+    def to_jwk(self, *, private: bool = False) -> dict[str, Any]:
+        """The JWK, with ``alg``, ``use`` and ``kid``; private members only if asked."""
+        members: dict[str, Any] = _jwk.material_to_jwk(self._material, private=private)
+        members["alg"] = self._spec.name
+        members["use"] = self._spec.use
+        members["kid"] = self._kid
+        ops = self._key_ops
+        if ops is not None:
+            if not private:
+                ops = ops & _PUBLIC_OPS
+            if ops:
+                members["key_ops"] = sorted(ops)
+        return members
+
+    def to_pem(self, *, private: bool = False, password: bytes | str | None = None) -> bytes:
+        """PKCS#8 PEM (encrypted with ``password``) if ``private``, else SPKI PEM."""
+        return _pem.material_to_pem(self._material, private=private, password=password)
+
+    # -- operations -------------------------------------------------------------
+
+    def sign(self, data: bytes) -> bytes:
+        """The raw JWS signature of ``data`` (for ECDSA: ``r || s``)."""
+        if not self._can_sign or self._signer is None:
+            raise KeyUsageError(self._refusal("sign"))
+        return self._signer.sign(bytes(data))
+
+    def verify(self, data: bytes, signature: bytes) -> None:
+        """Check a raw JWS signature; raise :class:`InvalidSignature` if it fails."""
+        if not self._can_verify or self._signer is None:
+            raise KeyUsageError(self._refusal("verify"))
+        if not self._signer.verify(bytes(data), bytes(signature)):
+            raise InvalidSignature("signature verification failed")
+
+    def _refusal(self, operation: str) -> str:
+        if self._signer is None:
+            return f"{self._spec.name} is an encryption algorithm; this key cannot {operation}"
+        if operation == "sign" and not self._has_private:
+            return "a public key cannot sign"
+        return f"key_ops of this key do not permit {operation!r}"
+
+    def __repr__(self) -> str:
+        kind = (
+            "secret"
+            if isinstance(self._material, bytes)
+            else ("private" if self._has_private else "public")
+        )
+        return f"Key(alg={self._spec.name!r}, kid={self._kid!r}, {kind})"
+
+
+def _choose_alg(jwk_alg: str | None, asked: str | None, material: Material, use: str | None) -> str:
+    if jwk_alg is not None and asked is not None and jwk_alg != asked:
+        raise InvalidKey(f"JWK alg {describe(jwk_alg)} disagrees with alg={asked!r}")
+    chosen = jwk_alg if jwk_alg is not None else asked
+    if chosen is not None:
+        return chosen
+    kty, crv, _ = describe_material(material)
+    if use != "enc" and crv in CURVE_DEFAULT_SIG_ALG:
+        return CURVE_DEFAULT_SIG_ALG[crv]
+    if kty in ("RSA", "oct"):
+        raise InvalidKey(f"a {kty} JWK without 'alg' needs alg= to say what it is for")
+    raise InvalidKey("an encryption key without 'alg' needs alg= to say what it is for")
+
+
+def keys_of(value: Key | Iterable[Key]) -> list[Key]:
+    """A list of keys from one key or an iterable of them."""
+    if isinstance(value, Key):
+        return [value]
+    keys = list(value)
+    for item in keys:
+        if not isinstance(item, Key):
+            raise InvalidKey(f"expected Key objects, got {type(item).__name__}")
+    return keys

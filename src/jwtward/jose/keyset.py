@@ -1,0 +1,125 @@
+"""``KeySet``: keys looked up by ``kid``, and JWK Sets (RFC 7517 §5) in and out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from jwtward.codecs import loads_object
+from jwtward.errors import DecodeError, InvalidKey, KeyNotFound, UnsupportedAlgorithm
+from jwtward.jose.keys import Key, keys_of
+
+__all__ = ["KeySet", "select_key"]
+
+MAX_JWKS_KEYS = 1000
+
+
+class KeySet:
+    """An immutable set of keys with unique ``kid`` values.
+
+    Verification finds a key by the token's ``kid`` (invariant 3: an opaque
+    string looked up in this mapping, never a path or URL). Duplicate kids
+    are refused, since they would make that lookup ambiguous.
+    """
+
+    __slots__ = ("_by_kid", "_keys", "_skipped")
+
+    def __init__(self, keys: Iterable[Key] = ()) -> None:
+        self._keys = tuple(keys_of(keys))
+        self._by_kid: dict[str, Key] = {}
+        for key in self._keys:
+            if key.kid in self._by_kid:
+                raise InvalidKey(f"duplicate kid {key.kid!r:.80} in key set")
+            self._by_kid[key.kid] = key
+        self._skipped: tuple[Mapping[str, Any], ...] = ()
+
+    @classmethod
+    def from_jwks(
+        cls,
+        doc: Mapping[str, Any] | str | bytes,
+        *,
+        public_only: bool = False,
+        ignore_unsupported: bool = False,
+    ) -> KeySet:
+        """A key set from a JWK Set document (object or JSON text).
+
+        Any invalid or weak key refuses the whole set. With
+        ``ignore_unsupported``, keys whose kty, curve or alg jwtward does not
+        offer are left out instead (RFC 7517 §5 allows that); they are listed in
+        :attr:`skipped`. ``public_only`` refuses private members (see
+        :meth:`Key.from_jwk`).
+        """
+        if isinstance(doc, str | bytes):
+            try:
+                doc = loads_object(doc, max_size=1 << 22)
+            except DecodeError as exc:
+                raise InvalidKey(f"JWK Set is not a JSON object: {exc}") from None
+        if not isinstance(doc, Mapping) or not isinstance(doc.get("keys"), list):
+            raise InvalidKey("a JWK Set is an object with a 'keys' array")
+        entries = doc["keys"]
+        if len(entries) > MAX_JWKS_KEYS:
+            raise InvalidKey(f"a JWK Set may hold at most {MAX_JWKS_KEYS} keys")
+        keys: list[Key] = []
+        skipped: list[Mapping[str, Any]] = []
+        for index, entry in enumerate(entries):
+            try:
+                keys.append(Key.from_jwk(entry, public_only=public_only))
+            except UnsupportedAlgorithm as exc:
+                if not ignore_unsupported:
+                    raise UnsupportedAlgorithm(f"key {index} of the JWK Set: {exc}") from None
+                skipped.append(entry)
+            except InvalidKey as exc:
+                raise type(exc)(f"key {index} of the JWK Set: {exc}") from None
+        keyset = cls(keys)
+        keyset._skipped = tuple(skipped)
+        return keyset
+
+    def to_jwks(self, *, private: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """The JWK Set; without ``private``, public keys only (secrets left out)."""
+        if private:
+            return {"keys": [key.to_jwk(private=True) for key in self._keys]}
+        return {"keys": [key.to_jwk() for key in self._keys if key.kty != "oct"]}
+
+    @property
+    def skipped(self) -> tuple[Mapping[str, Any], ...]:
+        """JWK entries left out by ``from_jwks(..., ignore_unsupported=True)``."""
+        return self._skipped
+
+    def get(self, kid: str) -> Key | None:
+        return self._by_kid.get(kid)
+
+    def __getitem__(self, kid: str) -> Key:
+        key = self._by_kid.get(kid)
+        if key is None:
+            raise KeyNotFound("no key with this kid")
+        return key
+
+    def __contains__(self, kid: object) -> bool:
+        return kid in self._by_kid
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"KeySet({list(self._keys)!r})"
+
+
+def select_key(keys: Key | KeySet, kid: str | None) -> Key:
+    """The key a token names by ``kid``, or the only key when it names none."""
+    if isinstance(keys, Key):
+        if kid is not None and kid != keys.kid:
+            raise KeyNotFound("the token's kid does not match the key")
+        return keys
+    if not isinstance(keys, KeySet):
+        raise InvalidKey(f"expected a Key or KeySet, got {type(keys).__name__}")
+    if kid is not None:
+        found = keys.get(kid)
+        if found is None:
+            raise KeyNotFound("no key in the key set has the token's kid")
+        return found
+    if len(keys) == 1:
+        return next(iter(keys))
+    raise KeyNotFound(f"the token has no kid and the key set holds {len(keys)} keys")

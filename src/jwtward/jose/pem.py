@@ -1,0 +1,104 @@
+"""PEM and DER key files in and out: PKCS#8, SPKI, PKCS#1, SEC1, X.509.
+
+Only the key is taken from a certificate; the certificate itself is not
+validated (chain, dates, usage): trusting it is the caller's decision, made
+before the PEM reaches jwtward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
+from cryptography.hazmat.primitives import serialization
+
+from jwtward.errors import InvalidKey
+from jwtward.jose.material import Material, describe_material
+
+__all__ = ["material_from_der", "material_from_pem", "material_to_pem"]
+
+_LOAD_ERRORS = (ValueError, TypeError, _CryptoUnsupported)
+
+
+def _password_bytes(password: bytes | str | None) -> bytes | None:
+    if isinstance(password, str):
+        return password.encode("utf-8")
+    return password
+
+
+def _checked(material: Any) -> Material:
+    try:
+        describe_material(material)
+    except TypeError as exc:
+        raise InvalidKey(f"unsupported key in PEM/DER: {exc}") from None
+    return material  # type: ignore[no-any-return]
+
+
+def material_from_pem(data: bytes | str, password: bytes | str | None = None) -> Material:
+    """Load the first key (or certificate public key) of a PEM document."""
+    raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+    secret = _password_bytes(password)
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in raw:
+            return _checked(x509.load_pem_x509_certificate(raw).public_key())
+        if b"PRIVATE KEY-----" in raw:
+            return _checked(serialization.load_pem_private_key(raw, password=secret))
+        if b"PUBLIC KEY-----" in raw:
+            if secret is not None:
+                raise InvalidKey("a password was given for an unencrypted public key")
+            return _checked(serialization.load_pem_public_key(raw))
+    except _LOAD_ERRORS as exc:
+        raise InvalidKey(f"cannot load PEM key: {_reason(exc)}") from None
+    raise InvalidKey("no PEM key or certificate found")
+
+
+def material_from_der(data: bytes, password: bytes | str | None = None) -> Material:
+    """Load a DER private key, public key or certificate (tried in that order)."""
+    raw = bytes(data)
+    secret = _password_bytes(password)
+    try:
+        return _checked(serialization.load_der_private_key(raw, password=secret))
+    except _LOAD_ERRORS as exc:
+        first = exc
+    if secret is None:
+        try:
+            return _checked(serialization.load_der_public_key(raw))
+        except _LOAD_ERRORS:
+            pass
+        try:
+            return _checked(x509.load_der_x509_certificate(raw).public_key())
+        except _LOAD_ERRORS:
+            pass
+    raise InvalidKey(f"cannot load DER key: {_reason(first)}")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]
+
+
+def material_to_pem(
+    material: Material, *, private: bool, password: bytes | str | None = None
+) -> bytes:
+    """PKCS#8 for private keys (encrypted when a password is given), SPKI else."""
+    if isinstance(material, bytes):
+        raise InvalidKey("a symmetric key has no PEM form")
+    secret = _password_bytes(password)
+    if private:
+        if not describe_material(material)[2]:
+            raise InvalidKey("this key has no private part to export")
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(secret)
+            if secret
+            else serialization.NoEncryption()
+        )
+        return material.private_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
+    if secret is not None:
+        raise InvalidKey("a password only applies to a private key export")
+    public = material.public_key() if describe_material(material)[2] else material  # type: ignore[union-attr]
+    return public.public_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
