@@ -52,10 +52,33 @@ class VerifiedJWS(NamedTuple):
     key: Key
 
 
+_MEMO_LIMIT = 16
+
+
 def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
+    """The encoded protected header, memoized per key when every value is a str.
+
+    Only str values are memoized: tuples compare ``1 == True == 1.0`` equal,
+    so other scalars could fetch a header made for a different value.
+    """
+    items = tuple(headers.items()) if headers else ()
+    memo = key._header_memo
+    try:
+        return memo[items]
+    except (KeyError, TypeError):
+        pass
+    segment = _encode_header(key, headers)
+    if len(memo) < _MEMO_LIMIT and all(type(value) is str for _name, value in items):
+        memo[items] = segment
+    return segment
+
+
+def _encode_header(key: Key, headers: Mapping[str, Any] | None) -> str:
     header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
     if headers:
         for name, value in headers.items():
+            if not isinstance(name, str):
+                raise InvalidHeader("header names must be strings")
             if name in FORBIDDEN_HEADERS or name == "enc":
                 raise InvalidHeader(f"header {name!r} cannot be set: jwtward would refuse it")
             if name in _RESERVED_BY_KEY:
@@ -64,9 +87,16 @@ def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
                 continue
             header[name] = value
     try:
-        return b64encode(dumps(header))
+        segment = b64encode(dumps(header))
     except DecodeError as exc:
         raise InvalidHeader(f"header: {exc}") from None
+    # Never emit a header that verification would refuse (typ not a string,
+    # a kid-like value out of bounds, nesting too deep, ...).
+    try:
+        parse_protected_header(segment)
+    except (MalformedToken, InvalidHeader) as exc:
+        raise InvalidHeader(f"jwtward would refuse this header: {exc}") from None
+    return segment
 
 
 def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) -> str:

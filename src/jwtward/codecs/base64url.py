@@ -9,7 +9,6 @@ each byte string is accepted.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 
@@ -27,9 +26,13 @@ _CANONICAL_LAST_AFTER_3 = frozenset(c for i, c in enumerate(_URL_CHARS) if i & 0
 _PADDING = ("", None, "==", "=")
 
 
+_TO_URL = bytes.maketrans(b"+/", b"-_")
+_FROM_URL = str.maketrans("-_", "+/")
+
+
 def b64encode(data: bytes) -> str:
     """Encode ``data`` as unpadded base64url text."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_TO_URL).decode("ascii")
 
 
 def b64decode(text: str | bytes) -> bytes:
@@ -57,6 +60,6 @@ def b64decode(text: str | bytes) -> bytes:
     if remainder == 3 and text[-1] not in _CANONICAL_LAST_AFTER_3:
         raise DecodeError("base64url text has non-zero unused trailing bits")
     try:
-        return base64.urlsafe_b64decode(text + padding)
+        return binascii.a2b_base64((text + padding).translate(_FROM_URL))
     except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
         raise DecodeError("invalid base64url text") from None

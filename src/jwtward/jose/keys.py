@@ -47,7 +47,7 @@ _OPS_BY_USE = {
     "enc": frozenset({"encrypt", "decrypt", "wrapKey", "unwrapKey", "deriveKey", "deriveBits"}),
 }
 _PUBLIC_OPS = frozenset({"verify", "encrypt", "wrapKey"})
-_KEY_LIKE_PREFIXES = (b"-----BEGIN", b"ssh-rsa ", b"ssh-ed25519 ", b"ecdsa-sha2-", b"{")
+_KEY_FILE_PREFIXES = (b"-----BEGIN", b"ssh-rsa ", b"ssh-ed25519 ", b"ssh-ed448 ", b"ecdsa-sha2-")
 
 
 def check_kid(kid: object) -> str:
@@ -159,13 +159,19 @@ def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Ma
 def _looks_like_a_key_file(secret: bytes) -> bool:
     """True for bytes that are an encoded public/private key, not a random secret.
 
-    Passing a PEM, DER or JWK document as an HMAC secret is the shape of the
-    key-confusion attack; no honest caller needs it.
+    Passing a PEM, DER, JWK or SSH key as an HMAC secret is the shape of the
+    key-confusion attack; no honest caller needs it. Each test is specific
+    enough that a random secret never trips it.
     """
-    stripped = secret.lstrip()
-    if stripped.startswith(_KEY_LIKE_PREFIXES):
+    stripped = secret.strip()
+    if stripped.startswith(_KEY_FILE_PREFIXES):
         return True
-    if secret[:1] == b"\x30":  # DER SEQUENCE: try it as a public key or certificate.
+    if stripped.startswith(b"{"):
+        try:
+            return "kty" in loads_object(stripped, max_size=1 << 16)
+        except DecodeError:
+            return False
+    if secret[:1] == b"\x30":  # DER SEQUENCE: is it a key or certificate?
         try:
             _pem.material_from_der(secret)
         except InvalidKey:
@@ -186,6 +192,7 @@ class Key:
         "_can_sign",
         "_can_verify",
         "_has_private",
+        "_header_memo",
         "_key_ops",
         "_kid",
         "_material",
@@ -203,6 +210,9 @@ class Key:
     _can_sign: bool
     _can_verify: bool
     _thumbprint: str | None
+    # Encoded protected headers already made for this key, memoized by the
+    # jws module (a key signs with the same few headers over and over).
+    _header_memo: dict[tuple[tuple[str, Any], ...], str]
 
     def __init__(self) -> None:
         raise TypeError(
@@ -229,6 +239,7 @@ class Key:
         key._has_private = describe_material(material)[2]
         key._key_ops = ops
         key._thumbprint = None
+        key._header_memo = {}
         key._kid = check_kid(kid) if kid is not None else key.thumbprint()
         key._signer = _bind_signer(spec, material)
         permitted = ops if ops is not None else _OPS_BY_USE[spec.use]
