@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = [
     "AlgorithmMismatch",
     "DecodeError",
+    "InvalidArgument",
     "InvalidHeader",
     "InvalidKey",
     "InvalidSignature",
@@ -35,6 +36,18 @@ class JWTWardError(Exception):
 
     error: str | None = None
     status_code: int = 500
+
+
+# -- the caller's own mistakes: the server's fault, never the client's ---------
+
+
+class InvalidArgument(JWTWardError, TypeError, ValueError):
+    """An argument of the wrong type or value passed by the calling code.
+
+    A programming or configuration error (a str payload, a header jwtward
+    would refuse, a negative size), never a client's bad token. It is also a
+    ``TypeError``/``ValueError`` so code written for either keeps working.
+    """
 
 
 # -- keys and configuration: the server's fault, never the client's -----------

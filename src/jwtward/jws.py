@@ -16,14 +16,20 @@ from jwtward.codecs import b64decode, b64encode, dumps
 from jwtward.errors import (
     AlgorithmMismatch,
     DecodeError,
+    InvalidArgument,
     InvalidHeader,
     InvalidSignature,
-    JWTWardError,
+    KeyNotFound,
     KeyUsageError,
     MalformedToken,
     TokenTooLarge,
 )
-from jwtward.jose.headers import FORBIDDEN_HEADERS, ProtectedHeader, parse_protected_header
+from jwtward.jose.headers import (
+    FORBIDDEN_HEADERS,
+    ProtectedHeader,
+    parse_protected_header,
+    verified_headers,
+)
 from jwtward.jose.keys import Key
 from jwtward.jose.keyset import KeySet, select_key
 
@@ -38,10 +44,9 @@ __all__ = [
 
 DEFAULT_MAX_TOKEN_LENGTH = 8192
 _RESERVED_BY_KEY = ("alg", "kid")
+_MEMO_LIMIT = 16
 
-
-class UsageError(JWTWardError, TypeError):
-    """An argument of the wrong type: a programming error, not bad input data."""
+HeaderItems = tuple[tuple[str, Any], ...]
 
 
 class VerifiedJWS(NamedTuple):
@@ -52,50 +57,57 @@ class VerifiedJWS(NamedTuple):
     key: Key
 
 
-_MEMO_LIMIT = 16
+# -- signing ------------------------------------------------------------------
 
 
 def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
     """The encoded protected header, memoized per key when every value is a str.
 
-    Only str values are memoized: tuples compare ``1 == True == 1.0`` equal,
-    so other scalars could fetch a header made for a different value.
+    The items are read once, and the memo stores exactly what was encoded
+    from them. Only str values are memoized: tuples compare ``1 == True ==
+    1.0`` equal, so other scalars could fetch a header made for another value.
     """
-    items = tuple(headers.items()) if headers else ()
+    if headers is None:
+        items: HeaderItems = ()
+    elif isinstance(headers, Mapping):
+        items = tuple(headers.items())
+    else:
+        raise InvalidArgument(f"headers must be a mapping, got {type(headers).__name__}")
     memo = key._header_memo
     try:
         return memo[items]
     except (KeyError, TypeError):
         pass
-    segment = _encode_header(key, headers)
-    if len(memo) < _MEMO_LIMIT and all(type(value) is str for _name, value in items):
+    segment = _encode_header(key, items)
+    if len(memo) < _MEMO_LIMIT and all(
+        type(name) is str and type(value) is str for name, value in items
+    ):
         memo[items] = segment
     return segment
 
 
-def _encode_header(key: Key, headers: Mapping[str, Any] | None) -> str:
+def _encode_header(key: Key, items: HeaderItems) -> str:
     header: dict[str, Any] = {"alg": key.alg, "kid": key.kid}
-    if headers:
-        for name, value in headers.items():
-            if not isinstance(name, str):
-                raise InvalidHeader("header names must be strings")
-            if name in FORBIDDEN_HEADERS or name == "enc":
-                raise InvalidHeader(f"header {name!r} cannot be set: jwtward would refuse it")
-            if name in _RESERVED_BY_KEY:
-                if value != header[name]:
-                    raise InvalidHeader(f"header {name!r} comes from the key and cannot differ")
-                continue
-            header[name] = value
+    for name, value in items:
+        if not isinstance(name, str):
+            raise InvalidArgument("header names must be strings")
+        if name in FORBIDDEN_HEADERS or name == "enc":
+            raise InvalidArgument(f"header {name!r} cannot be set: jwtward would refuse it")
+        if name in _RESERVED_BY_KEY:
+            if value != header[name]:
+                raise InvalidArgument(f"header {name!r} comes from the key and cannot differ")
+            continue
+        header[name] = value
     try:
         segment = b64encode(dumps(header))
     except DecodeError as exc:
-        raise InvalidHeader(f"header: {exc}") from None
+        raise InvalidArgument(f"header: {exc}") from None
     # Never emit a header that verification would refuse (typ not a string,
-    # a kid-like value out of bounds, nesting too deep, ...).
+    # too many members, nesting too deep, ...).
     try:
         parse_protected_header(segment)
     except (MalformedToken, InvalidHeader) as exc:
-        raise InvalidHeader(f"jwtward would refuse this header: {exc}") from None
+        raise InvalidArgument(f"jwtward would refuse this header: {exc}") from None
     return segment
 
 
@@ -104,12 +116,12 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
 
     The header holds ``alg`` and ``kid`` from the key, then ``headers``
     (for example ``{"typ": "JWT"}``). Headers jwtward would refuse on
-    verification cannot be set.
+    verification cannot be set (:class:`~jwtward.errors.InvalidArgument`).
     """
     if not isinstance(payload, bytes | bytearray | memoryview):
-        raise UsageError("payload must be bytes; serialize it first")
+        raise InvalidArgument("payload must be bytes; serialize it first")
     if not isinstance(key, Key):
-        raise UsageError(f"key must be a Key, got {type(key).__name__}")
+        raise InvalidArgument(f"key must be a Key, got {type(key).__name__}")
     if not key.spec.is_signature:
         raise KeyUsageError(f"{key.alg} is an encryption algorithm; this key cannot sign")
     signing_input = f"{_header_segment(key, headers)}.{b64encode(bytes(payload))}"
@@ -117,29 +129,43 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
     return f"{signing_input}.{b64encode(signature)}"
 
 
-def _split(token: str | bytes, max_length: int) -> tuple[bytes, str, str, str]:
+# -- verification ---------------------------------------------------------------
+
+
+def _to_ascii_bytes(token: object, max_length: int) -> bytes:
+    """The token as ASCII bytes, refused by length before anything is copied."""
+    if type(max_length) is not int or max_length < 0:
+        raise InvalidArgument("max_length must be a non-negative int")
     if isinstance(token, str):
         if len(token) > max_length:
             raise TokenTooLarge(f"token is longer than {max_length} characters")
         try:
-            raw = token.encode("ascii")
+            return token.encode("ascii")
         except UnicodeEncodeError:
             raise MalformedToken("token is not ASCII") from None
-        text = token
-    elif isinstance(token, bytes | bytearray | memoryview):
-        if len(token) > max_length:
+    if isinstance(token, bytes | bytearray | memoryview):
+        size = token.nbytes if isinstance(token, memoryview) else len(token)
+        if size > max_length:
             raise TokenTooLarge(f"token is longer than {max_length} bytes")
         raw = bytes(token)
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise MalformedToken("token is not ASCII") from None
-    else:
-        raise MalformedToken(f"token must be str or bytes, got {type(token).__name__}")
-    parts = text.split(".")
+        if not raw.isascii():
+            raise MalformedToken("token is not ASCII")
+        return raw
+    raise MalformedToken(f"token must be str or bytes, got {type(token).__name__}")
+
+
+def _split(raw: bytes) -> list[bytes]:
+    parts = raw.split(b".")
     if len(parts) != 3:
         raise MalformedToken(f"a compact JWS has 3 segments, this token has {min(len(parts), 99)}")
-    return raw, parts[0], parts[1], parts[2]
+    return parts
+
+
+def _check_signature_header(header: ProtectedHeader) -> None:
+    if not header.alg.is_signature:
+        raise InvalidHeader(f"alg {header.alg.name} is not a signature algorithm")
+    if header.enc is not None:
+        raise InvalidHeader("a JWS header must not carry 'enc'")
 
 
 def decode(
@@ -149,15 +175,20 @@ def decode(
     max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
 ) -> VerifiedJWS:
     """Verify a compact JWS and return its header, payload and verifying key."""
-    raw, header_b64, payload_b64, signature_b64 = _split(token, max_length)
-    header = parse_protected_header(header_b64)
-    _check_signature_header(header)
+    raw = _to_ascii_bytes(token, max_length)
+    header_b64, payload_b64, signature_b64 = _split(raw)
+    header = verified_headers.get(header_b64)
+    seen_before = header is not None
+    if header is None:
+        header = parse_protected_header(header_b64)
+        _check_signature_header(header)
     key = select_key(keys, header.kid)
     if key.spec is not header.alg:
         raise AlgorithmMismatch(f"token alg {header.alg.name} is not the key's alg {key.alg}")
     signer = key._signer  # the bound signer: the hot path
     if signer is None or not key._can_verify:
-        raise KeyUsageError("this key is not permitted to verify")
+        # The token chose this key by kid: a client's fault, not a server error.
+        raise KeyNotFound("the key the token names is not permitted to verify")
     try:
         signature = b64decode(signature_b64)
     except DecodeError as exc:
@@ -168,6 +199,8 @@ def decode(
         payload = b64decode(payload_b64)
     except DecodeError as exc:
         raise MalformedToken(f"payload: {exc}") from None
+    if not seen_before:
+        verified_headers.remember(header_b64, header)
     return VerifiedJWS(header.params, payload, key)
 
 
@@ -195,14 +228,7 @@ def unverified_header(
     For routing only (for example, picking a key set by ``kid``); never trust
     it for anything else.
     """
-    _raw, header_b64, _payload, _signature = _split(token, max_length)
+    header_b64, _payload, _signature = _split(_to_ascii_bytes(token, max_length))
     header = parse_protected_header(header_b64)
     _check_signature_header(header)
     return header.params
-
-
-def _check_signature_header(header: ProtectedHeader) -> None:
-    if not header.alg.is_signature:
-        raise InvalidHeader(f"alg {header.alg.name} is not a signature algorithm")
-    if header.enc is not None:
-        raise InvalidHeader("a JWS header must not carry 'enc'")

@@ -80,8 +80,9 @@ def loads_object(
     """Parse ``data`` as one strict JSON object.
 
     Raises :class:`~jwtward.errors.DecodeError` for anything but a UTF-8 JSON
-    object within ``max_size`` bytes and ``max_depth`` levels, with unique
-    member names, finite numbers and no lone surrogates.
+    object within ``max_size`` bytes (characters, for ``str`` input) and
+    ``max_depth`` levels, with unique member names, finite numbers and no lone
+    surrogates.
     """
     if len(data) > max_size:
         raise DecodeError("JSON text is too large")
@@ -96,7 +97,7 @@ def loads_object(
         # Objects only; this also refuses a UTF-8 BOM and leading whitespace.
         raise DecodeError("JSON text is not an object")
     try:
-        value = _DECODER.decode(text)
+        value, end = _DECODER.raw_decode(text)
     except DecodeError:
         raise
     except RecursionError:
@@ -104,18 +105,39 @@ def loads_object(
     except (ValueError, TypeError):
         # json.JSONDecodeError, or int() past sys.get_int_max_str_digits().
         raise DecodeError("invalid JSON text") from None
+    if end != len(text):
+        # Nothing may follow the object, not even whitespace: one byte string,
+        # one parse, as no whitespace is allowed before it either.
+        raise DecodeError("JSON text has data after the object")
     if not isinstance(value, dict):  # pragma: no cover - guaranteed by the first character
         raise DecodeError("JSON text is not an object")
     _check_tree(value, max_depth)
     return value
 
 
+def _check_names(value: Any) -> None:
+    """Refuse non-str member names, which ``json.dumps`` would silently rename
+    (``1`` and ``"1"`` would both become ``"1"``: a duplicate name)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            for name, member in node.items():
+                if not isinstance(name, str):
+                    raise DecodeError("JSON member names must be strings")
+                stack.append(member)
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
 def dumps(value: Mapping[str, Any]) -> bytes:
     """Serialize compactly as UTF-8, refusing values JSON cannot represent."""
     try:
+        # json.dumps first: it refuses cycles, which would trap the name walk.
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise DecodeError(f"value cannot be serialized as JSON: {type(exc).__name__}") from None
+    _check_names(value)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

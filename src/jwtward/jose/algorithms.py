@@ -222,9 +222,8 @@ CURVE_ORDERS = {
         16,
     ),
     "P-521": int(
-        "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
-        "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
+        "01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+        "A51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409",
         16,
     ),
     "secp256k1": 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141,
@@ -292,9 +291,15 @@ CURVE_DEFAULT_SIG_ALG = {
 
 
 def describe(value: object, limit: int = 32) -> str:
-    """A short, escaped rendering of an untrusted value for an error message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A short, escaped rendering of an untrusted value for an error message.
+
+    Only strings are shown (escaped and cut); other values by their type, so
+    no ``repr`` of a huge or deeply nested value runs.
+    """
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    text = repr(value[:limit])
+    return text if len(value) <= limit else text + "..."
 
 
 def algorithm(name: object) -> Algorithm:

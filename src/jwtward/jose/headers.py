@@ -6,15 +6,17 @@ understands no extension), RFC 7797 ``b64``, ``zip`` (compression oracles
 and bombs), an ``alg`` outside the registry (``none`` in every spelling
 included), and a ``kid`` that is not a short printable string.
 
-Parsed headers are cached by their encoded form: a service sees the same few
-headers over and over, and the cached value is immutable.
+Headers of tokens that verified are cached by their encoded form
+(:data:`verified_headers`): a service sees the same few headers over and
+over, the cached value is immutable, and a header only enters the cache once
+a signature made with a trusted key covered it, so forged tokens cannot fill
+it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -23,10 +25,17 @@ from jwtward.errors import DecodeError, InvalidHeader, InvalidKey, MalformedToke
 from jwtward.jose.algorithms import Algorithm, algorithm, describe
 from jwtward.jose.keys import check_kid
 
-__all__ = ["FORBIDDEN_HEADERS", "ProtectedHeader", "parse_protected_header"]
+__all__ = [
+    "FORBIDDEN_HEADERS",
+    "HeaderCache",
+    "ProtectedHeader",
+    "parse_protected_header",
+    "verified_headers",
+]
 
-MAX_HEADER_BYTES = 4096
+MAX_HEADER_BYTES = 2048
 MAX_HEADER_DEPTH = 4
+MAX_HEADER_MEMBERS = 32
 
 FORBIDDEN_HEADERS: Mapping[str, str] = MappingProxyType(
     {
@@ -61,8 +70,7 @@ def _freeze(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=1024)
-def parse_protected_header(segment: str) -> ProtectedHeader:
+def parse_protected_header(segment: str | bytes) -> ProtectedHeader:
     """Decode and police the first segment of a compact token."""
     if len(segment) > MAX_HEADER_BYTES * 4 // 3 + 4:
         raise MalformedToken("protected header is too large")
@@ -72,6 +80,8 @@ def parse_protected_header(segment: str) -> ProtectedHeader:
         )
     except DecodeError as exc:
         raise MalformedToken(f"protected header: {exc}") from None
+    if len(params) > MAX_HEADER_MEMBERS:
+        raise MalformedToken(f"protected header has more than {MAX_HEADER_MEMBERS} members")
     for name, reason in FORBIDDEN_HEADERS.items():
         if name in params:
             raise InvalidHeader(f"header {name!r} is refused: {reason}")
@@ -82,7 +92,7 @@ def parse_protected_header(segment: str) -> ProtectedHeader:
     except InvalidKey as exc:
         raise InvalidHeader(str(exc)) from None
     kid = params.get("kid")
-    if kid is not None:
+    if "kid" in params:  # a null kid is malformed, not absent
         try:
             check_kid(kid)
         except InvalidKey as exc:
@@ -97,3 +107,32 @@ def parse_protected_header(segment: str) -> ProtectedHeader:
         enc=params.get("enc"),
         params=_freeze(params),
     )
+
+
+class HeaderCache:
+    """A bounded map from encoded header segments to parsed headers.
+
+    Filled only by callers that have verified the token the header came
+    with. When full it starts over: a service uses a handful of headers, so
+    a refill costs one parse each.
+    """
+
+    __slots__ = ("_entries", "_limit")
+
+    def __init__(self, limit: int = 256) -> None:
+        self._entries: dict[bytes, ProtectedHeader] = {}
+        self._limit = limit
+
+    def get(self, segment: bytes) -> ProtectedHeader | None:
+        return self._entries.get(segment)
+
+    def remember(self, segment: bytes, header: ProtectedHeader) -> None:
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[segment] = header
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+verified_headers = HeaderCache()

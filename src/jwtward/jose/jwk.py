@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 
 from jwtward.codecs import b64decode, b64encode, dumps
-from jwtward.errors import DecodeError, InvalidKey
-from jwtward.jose.algorithms import MAX_RSA_BITS
+from jwtward.errors import DecodeError, InvalidKey, UnsupportedAlgorithm
+from jwtward.jose.algorithms import MAX_RSA_BITS, describe
 from jwtward.jose.material import (
     EC_CURVES,
     OKP_SIZES,
@@ -87,9 +87,16 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Material:
     d = _int_member(jwk, "d")
     if present_crt and len(present_crt) != len(_RSA_CRT):
         raise InvalidKey("RSA JWK has only some of p, q, dp, dq, qi: ambiguous private key")
+    # Every private number is below n; checking that first bounds the cost of
+    # the arithmetic below (prime recovery is exponentiation by e * d).
+    if not 1 < d < n:
+        raise InvalidKey("RSA private exponent 'd' out of range")
+    crt = [_int_member(jwk, name) for name in present_crt]
+    if any(not 1 < value < n for value in crt):
+        raise InvalidKey("RSA CRT member out of range")
     try:
-        if present_crt:
-            p, q, dp, dq, qi = (_int_member(jwk, name) for name in _RSA_CRT)
+        if crt:
+            p, q, dp, dq, qi = crt
         else:
             p, q = rsa.rsa_recover_prime_factors(n, e, d)
             dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
@@ -102,7 +109,7 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Material:
 def _ec_from_jwk(jwk: Mapping[str, Any]) -> Material:
     crv = jwk.get("crv")
     if not isinstance(crv, str) or crv not in EC_CURVES:
-        raise InvalidKey(f"unsupported EC curve {crv!r:.40}")
+        raise UnsupportedAlgorithm(f"unsupported EC curve {describe(crv)}")
     curve_cls, size = EC_CURVES[crv]
     x = int.from_bytes(_bytes_member(jwk, "x", size), "big")
     y = int.from_bytes(_bytes_member(jwk, "y", size), "big")
@@ -110,6 +117,10 @@ def _ec_from_jwk(jwk: Mapping[str, Any]) -> Material:
         public = ec.EllipticCurvePublicNumbers(x, y, curve_cls()).public_key()
     except ValueError:
         raise InvalidKey(f"EC point is not on curve {crv}") from None
+    canonical = public.public_numbers()
+    if (canonical.x, canonical.y) != (x, y):
+        # A coordinate at or above the field prime names the same point twice.
+        raise InvalidKey(f"EC point coordinates are not reduced modulo the {crv} field prime")
     if "d" not in jwk:
         return public
     d = int.from_bytes(_bytes_member(jwk, "d", size), "big")
@@ -133,7 +144,7 @@ _OKP_LOADERS: dict[str, tuple[Any, Any]] = {
 def _okp_from_jwk(jwk: Mapping[str, Any]) -> Material:
     crv = jwk.get("crv")
     if not isinstance(crv, str) or crv not in OKP_SIZES:
-        raise InvalidKey(f"unsupported OKP curve {crv!r:.40}")
+        raise UnsupportedAlgorithm(f"unsupported OKP curve {describe(crv)}")
     public_size, private_size = OKP_SIZES[crv]
     public_cls, private_cls = _OKP_LOADERS[crv]
     x = _bytes_member(jwk, "x", public_size)
@@ -162,7 +173,7 @@ def material_from_jwk(jwk: Mapping[str, Any], *, public_only: bool = False) -> M
     """
     kty = jwk.get("kty")
     if not isinstance(kty, str) or kty not in _MEMBERS:
-        raise InvalidKey(f"unsupported JWK kty {kty!r:.40}")
+        raise UnsupportedAlgorithm(f"unsupported JWK kty {describe(kty)}")
     foreign = (_ALL_MEMBERS - _MEMBERS[kty]) & jwk.keys()
     if foreign:
         raise InvalidKey(f"JWK of kty {kty} carries members of another key type: {sorted(foreign)}")

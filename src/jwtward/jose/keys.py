@@ -12,11 +12,13 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 
 from jwtward.codecs import loads_object
 from jwtward.errors import (
     DecodeError,
+    InvalidArgument,
     InvalidKey,
     InvalidSignature,
     KeyUsageError,
@@ -26,6 +28,7 @@ from jwtward.jose import pem as _pem
 from jwtward.jose.algorithms import (
     CURVE_DEFAULT_SIG_ALG,
     CURVE_ORDERS,
+    MAX_RSA_BITS,
     MIN_RSA_BITS,
     Algorithm,
     ECDSASigner,
@@ -36,9 +39,17 @@ from jwtward.jose.algorithms import (
     algorithm,
     describe,
 )
+from jwtward.jose.edwards import is_weak_edwards_public_key
 from jwtward.jose.material import EC_CURVES, Material, describe_material, public_of
 
-__all__ = ["MAX_KID_LENGTH", "Key", "check_kid", "keys_of"]
+__all__ = [
+    "MAX_KID_LENGTH",
+    "Key",
+    "MissingAlgorithm",
+    "check_kid",
+    "check_rsa_size",
+    "keys_of",
+]
 
 MAX_KID_LENGTH = 256
 
@@ -47,6 +58,8 @@ _OPS_BY_USE = {
     "enc": frozenset({"encrypt", "decrypt", "wrapKey", "unwrapKey", "deriveKey", "deriveBits"}),
 }
 _PUBLIC_OPS = frozenset({"verify", "encrypt", "wrapKey"})
+_RAW = serialization.Encoding.Raw
+_RAW_PUBLIC = serialization.PublicFormat.Raw
 _KEY_FILE_PREFIXES = (b"-----BEGIN", b"ssh-rsa ", b"ssh-ed25519 ", b"ssh-ed448 ", b"ecdsa-sha2-")
 
 
@@ -89,6 +102,11 @@ def _check_strength(spec: Algorithm, material: Material) -> None:
     if spec.curves and crv not in spec.curves:
         raise InvalidKey(f"{spec.name} needs a key on {' or '.join(spec.curves)}, got {crv}")
     if isinstance(material, bytes):
+        if _looks_like_a_key_file(material):
+            raise InvalidKey(
+                "this secret is an encoded public/private key (PEM, DER, JWK or SSH): "
+                "using one as a symmetric secret is the key-confusion attack"
+            )
         if spec.secret_sizes is not None:
             if len(material) not in spec.secret_sizes:
                 sizes = ", ".join(str(s) for s in spec.secret_sizes)
@@ -98,13 +116,29 @@ def _check_strength(spec: Algorithm, material: Material) -> None:
                 f"{spec.name} needs a secret of at least {spec.min_secret} bytes "
                 f"(RFC 7518 §3.2), got {len(material)}"
             )
-    elif (
-        isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey)
-        and material.key_size < MIN_RSA_BITS
-    ):
-        raise InvalidKey(
-            f"RSA keys must have at least {MIN_RSA_BITS} bits, got {material.key_size}"
-        )
+    elif isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        public_rsa = public_of(material)
+        assert isinstance(public_rsa, rsa.RSAPublicKey)  # noqa: S101
+        check_rsa_size(material.key_size, public_rsa.public_numbers().e)
+    elif crv in ("Ed25519", "Ed448"):
+        public = public_of(material)
+        assert isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)  # noqa: S101
+        if is_weak_edwards_public_key(crv, public.public_bytes(_RAW, _RAW_PUBLIC)):
+            raise InvalidKey(f"{crv} public key is of small order or not canonical")
+
+
+def check_rsa_size(bits: int, exponent: int) -> None:
+    """RSA moduli of 2048 to 16384 bits; an odd public exponent from 3 to 2**64.
+
+    The upper bounds keep verification cheap: a huge modulus or exponent turns
+    every verification into a denial of service.
+    """
+    if bits < MIN_RSA_BITS:
+        raise InvalidKey(f"RSA keys must have at least {MIN_RSA_BITS} bits, got {bits}")
+    if bits > MAX_RSA_BITS:
+        raise InvalidKey(f"RSA keys may have at most {MAX_RSA_BITS} bits, got {bits}")
+    if exponent.bit_length() > 64 or exponent < 3 or exponent % 2 == 0:
+        raise InvalidKey("RSA public exponent must be odd, at least 3 and below 2**64")
 
 
 def _bind_signer(spec: Algorithm, material: Material) -> Signer | None:
@@ -262,6 +296,10 @@ class Key:
         allows several (EdDSA: Ed25519 by default; ECDH-ES: P-256 by default).
         """
         spec = algorithm(alg)
+        if size is not None and (type(size) is not int or size <= 0 or size % 8):
+            raise InvalidArgument("size must be a positive number of bits, a multiple of 8")
+        if crv is not None and not isinstance(crv, str):
+            raise InvalidArgument("crv must be a curve name")
         return cls._build(spec, _generate_material(spec, size, crv), kid=kid)
 
     @classmethod
@@ -272,13 +310,7 @@ class Key:
         spec = algorithm(alg)
         if "oct" not in spec.ktys:
             raise InvalidKey(f"{spec.name} is not a symmetric algorithm; load its key from PEM/JWK")
-        raw = bytes(secret)
-        if _looks_like_a_key_file(raw):
-            raise InvalidKey(
-                "this secret is an encoded public/private key (PEM, DER, JWK or SSH): "
-                "using one as a symmetric secret is the key-confusion attack"
-            )
-        return cls._build(spec, raw, kid=kid)
+        return cls._build(spec, bytes(secret), kid=kid)
 
     @classmethod
     def from_jwk(
@@ -309,13 +341,16 @@ class Key:
         use = jwk.get("use")
         if use is not None and use not in _OPS_BY_USE:
             raise InvalidKey(f"unknown JWK use {describe(use)}")
-        material = _jwk.material_from_jwk(jwk, public_only=public_only)
-        spec = algorithm(_choose_alg(jwk.get("alg"), alg, material, use))
+        # Everything cheap is decided before the key material is built (which
+        # for RSA can mean recovering primes).
+        kty = jwk.get("kty")
+        spec = algorithm(_choose_alg(jwk.get("alg"), alg, kty, jwk.get("crv"), use))
         if use is not None and use != spec.use:
             raise KeyUsageError(f"JWK use {use!r} does not fit {spec.name} (use {spec.use!r})")
         key_ops = jwk.get("key_ops")
         if key_ops is not None and use is not None:
             _check_key_ops(key_ops, use)  # RFC 7517 §4.3: consistent when both are given
+        material = _jwk.material_from_jwk(jwk, public_only=public_only)
         return cls._build(spec, material, kid=jwk.get("kid"), key_ops=key_ops)
 
     @classmethod
@@ -432,12 +467,18 @@ class Key:
         """The raw JWS signature of ``data`` (for ECDSA: ``r || s``)."""
         if not self._can_sign or self._signer is None:
             raise KeyUsageError(self._refusal("sign"))
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidArgument("data to sign must be bytes")
         return self._signer.sign(bytes(data))
 
     def verify(self, data: bytes, signature: bytes) -> None:
         """Check a raw JWS signature; raise :class:`InvalidSignature` if it fails."""
         if not self._can_verify or self._signer is None:
             raise KeyUsageError(self._refusal("verify"))
+        if not isinstance(data, bytes | bytearray | memoryview) or not isinstance(
+            signature, bytes | bytearray | memoryview
+        ):
+            raise InvalidArgument("data and signature must be bytes")
         if not self._signer.verify(bytes(data), bytes(signature)):
             raise InvalidSignature("signature verification failed")
 
@@ -457,26 +498,34 @@ class Key:
         return f"Key(alg={self._spec.name!r}, kid={self._kid!r}, {kind})"
 
 
-def _choose_alg(jwk_alg: str | None, asked: str | None, material: Material, use: str | None) -> str:
+class MissingAlgorithm(InvalidKey):
+    """A JWK whose algorithm is neither given nor implied by its curve."""
+
+
+def _choose_alg(
+    jwk_alg: str | None, asked: str | None, kty: object, crv: object, use: str | None
+) -> str:
     if jwk_alg is not None and asked is not None and jwk_alg != asked:
-        raise InvalidKey(f"JWK alg {describe(jwk_alg)} disagrees with alg={asked!r}")
+        raise InvalidKey(f"JWK alg {describe(jwk_alg)} disagrees with alg={describe(asked)}")
     chosen = jwk_alg if jwk_alg is not None else asked
     if chosen is not None:
         return chosen
-    kty, crv, _ = describe_material(material)
-    if use != "enc" and crv in CURVE_DEFAULT_SIG_ALG:
+    if use != "enc" and isinstance(crv, str) and crv in CURVE_DEFAULT_SIG_ALG:
         return CURVE_DEFAULT_SIG_ALG[crv]
     if kty in ("RSA", "oct"):
-        raise InvalidKey(f"a {kty} JWK without 'alg' needs alg= to say what it is for")
-    raise InvalidKey("an encryption key without 'alg' needs alg= to say what it is for")
+        raise MissingAlgorithm(f"a {kty} JWK without 'alg' needs alg= to say what it is for")
+    raise MissingAlgorithm("this JWK has no 'alg' and none follows from its curve; pass alg=")
 
 
 def keys_of(value: Key | Iterable[Key]) -> list[Key]:
     """A list of keys from one key or an iterable of them."""
     if isinstance(value, Key):
         return [value]
-    keys = list(value)
+    try:
+        keys = list(value)
+    except TypeError:
+        raise InvalidArgument(f"expected Key objects, got {type(value).__name__}") from None
     for item in keys:
         if not isinstance(item, Key):
-            raise InvalidKey(f"expected Key objects, got {type(item).__name__}")
+            raise InvalidArgument(f"expected Key objects, got {type(item).__name__}")
     return keys

@@ -7,7 +7,8 @@ from typing import Any
 
 from jwtward.codecs import loads_object
 from jwtward.errors import DecodeError, InvalidKey, KeyNotFound, UnsupportedAlgorithm
-from jwtward.jose.keys import Key, keys_of
+from jwtward.jose.algorithms import ALGORITHMS
+from jwtward.jose.keys import Key, MissingAlgorithm, keys_of
 
 __all__ = ["KeySet", "select_key"]
 
@@ -40,14 +41,18 @@ class KeySet:
         *,
         public_only: bool = False,
         ignore_unsupported: bool = False,
+        default_alg: str | None = None,
     ) -> KeySet:
         """A key set from a JWK Set document (object or JSON text).
 
         Any invalid or weak key refuses the whole set. With
         ``ignore_unsupported``, keys whose kty, curve or alg jwtward does not
         offer are left out instead (RFC 7517 §5 allows that); they are listed in
-        :attr:`skipped`. ``public_only`` refuses private members (see
-        :meth:`Key.from_jwk`).
+        :attr:`skipped`, as are keys without ``alg`` whose algorithm cannot
+        be inferred. ``default_alg`` binds the keys that carry no ``alg`` and
+        whose key type suits it (many issuers publish RSA keys without
+        ``alg``: pass ``default_alg="RS256"``). ``public_only`` refuses private
+        members (see :meth:`Key.from_jwk`).
         """
         if isinstance(doc, str | bytes):
             try:
@@ -62,11 +67,16 @@ class KeySet:
         keys: list[Key] = []
         skipped: list[Mapping[str, Any]] = []
         for index, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                raise InvalidKey(f"key {index} of the JWK Set is not a JSON object")
+            entry_alg = default_alg
+            if entry_alg is not None and ("alg" in entry or not _fits(entry_alg, entry)):
+                entry_alg = None
             try:
-                keys.append(Key.from_jwk(entry, public_only=public_only))
-            except UnsupportedAlgorithm as exc:
+                keys.append(Key.from_jwk(entry, alg=entry_alg, public_only=public_only))
+            except (UnsupportedAlgorithm, MissingAlgorithm) as exc:
                 if not ignore_unsupported:
-                    raise UnsupportedAlgorithm(f"key {index} of the JWK Set: {exc}") from None
+                    raise type(exc)(f"key {index} of the JWK Set: {exc}") from None
                 skipped.append(entry)
             except InvalidKey as exc:
                 raise type(exc)(f"key {index} of the JWK Set: {exc}") from None
@@ -105,6 +115,11 @@ class KeySet:
 
     def __repr__(self) -> str:
         return f"KeySet({list(self._keys)!r})"
+
+
+def _fits(alg: str, entry: Mapping[str, Any]) -> bool:
+    spec = ALGORITHMS.get(alg)
+    return spec is not None and entry.get("kty") in spec.ktys
 
 
 def select_key(keys: Key | KeySet, kid: str | None) -> Key:

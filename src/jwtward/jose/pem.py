@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InternalError as _CryptoInternalError
 from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import serialization
 
@@ -18,13 +19,19 @@ from jwtward.jose.material import Material, describe_material
 
 __all__ = ["material_from_der", "material_from_pem", "material_to_pem"]
 
-_LOAD_ERRORS = (ValueError, TypeError, _CryptoUnsupported)
+# InternalError: OpenSSL refusing a key it half-parsed (e.g. a curve OID whose
+# key length is wrong).
+_LOAD_ERRORS = (ValueError, TypeError, _CryptoUnsupported, _CryptoInternalError)
 
 
 def _password_bytes(password: bytes | str | None) -> bytes | None:
+    if password is None:
+        return None
     if isinstance(password, str):
         return password.encode("utf-8")
-    return password
+    if isinstance(password, bytes | bytearray | memoryview):
+        return bytes(password)
+    raise InvalidKey(f"a password must be bytes or str, got {type(password).__name__}")
 
 
 def _checked(material: Any) -> Material:
@@ -36,18 +43,26 @@ def _checked(material: Any) -> Material:
 
 
 def material_from_pem(data: bytes | str, password: bytes | str | None = None) -> Material:
-    """Load the first key (or certificate public key) of a PEM document."""
-    raw = data.encode("ascii", "replace") if isinstance(data, str) else bytes(data)
+    """Load the key of a PEM document: its private key if it holds one, else
+    its public key, else the public key of its certificate."""
+    if isinstance(data, str):
+        raw = data.encode("ascii", "replace")
+    elif isinstance(data, bytes | bytearray | memoryview):
+        raw = bytes(data)
+    else:
+        raise InvalidKey(f"PEM must be bytes or str, got {type(data).__name__}")
     secret = _password_bytes(password)
     try:
-        if b"-----BEGIN CERTIFICATE-----" in raw:
-            return _checked(x509.load_pem_x509_certificate(raw).public_key())
         if b"PRIVATE KEY-----" in raw:
             return _checked(serialization.load_pem_private_key(raw, password=secret))
         if b"PUBLIC KEY-----" in raw:
             if secret is not None:
                 raise InvalidKey("a password was given for an unencrypted public key")
             return _checked(serialization.load_pem_public_key(raw))
+        if b"-----BEGIN CERTIFICATE-----" in raw:
+            if secret is not None:
+                raise InvalidKey("a password was given for a certificate, which is never encrypted")
+            return _checked(x509.load_pem_x509_certificate(raw).public_key())
     except _LOAD_ERRORS as exc:
         raise InvalidKey(f"cannot load PEM key: {_reason(exc)}") from None
     raise InvalidKey("no PEM key or certificate found")
@@ -55,6 +70,8 @@ def material_from_pem(data: bytes | str, password: bytes | str | None = None) ->
 
 def material_from_der(data: bytes, password: bytes | str | None = None) -> Material:
     """Load a DER private key, public key or certificate (tried in that order)."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidKey(f"DER must be bytes, got {type(data).__name__}")
     raw = bytes(data)
     secret = _password_bytes(password)
     try:
@@ -88,9 +105,11 @@ def material_to_pem(
     if private:
         if not describe_material(material)[2]:
             raise InvalidKey("this key has no private part to export")
+        if secret is not None and not secret:
+            raise InvalidKey("an empty password would leave the private key unencrypted")
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(secret)
-            if secret
+            if secret is not None
             else serialization.NoEncryption()
         )
         return material.private_bytes(  # type: ignore[union-attr]
