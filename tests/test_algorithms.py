@@ -6,8 +6,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from jwtward.errors import UnsupportedAlgorithm
-from jwtward.jose.algorithms import ALGORITHMS, CURVE_ORDERS, algorithm
+from jwtward.jose.algorithms import ALGORITHMS, algorithm
 from jwtward.jose.material import EC_CURVES
+from jwtward.jose.signers import CURVE_ORDERS
 
 
 @pytest.mark.parametrize("crv", sorted(CURVE_ORDERS))

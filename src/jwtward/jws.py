@@ -122,11 +122,12 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
         raise InvalidArgument("payload must be bytes; serialize it first")
     if not isinstance(key, Key):
         raise InvalidArgument(f"key must be a Key, got {type(key).__name__}")
-    if not key.spec.is_signature:
-        raise KeyUsageError(f"{key.alg} is an encryption algorithm; this key cannot sign")
+    signer = key._signer
+    if signer is None or not key._can_sign:
+        key.sign(b"")  # raises the KeyUsageError that says why
+        raise KeyUsageError("this key cannot sign")  # pragma: no cover - sign() raised
     signing_input = f"{_header_segment(key, headers)}.{b64encode(bytes(payload))}"
-    signature = key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64encode(signature)}"
+    return f"{signing_input}.{b64encode(signer.sign(signing_input.encode('ascii')))}"
 
 
 # -- verification ---------------------------------------------------------------

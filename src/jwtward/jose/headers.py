@@ -23,7 +23,7 @@ from typing import Any
 from jwtward.codecs import b64decode, loads_object
 from jwtward.errors import DecodeError, InvalidHeader, InvalidKey, MalformedToken
 from jwtward.jose.algorithms import Algorithm, algorithm, describe
-from jwtward.jose.keys import check_kid
+from jwtward.jose.key_checks import check_kid
 
 __all__ = [
     "FORBIDDEN_HEADERS",

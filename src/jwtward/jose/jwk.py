@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x
 
 from jwtward.codecs import b64decode, b64encode, dumps
 from jwtward.errors import DecodeError, InvalidKey, UnsupportedAlgorithm
-from jwtward.jose.algorithms import MAX_RSA_BITS, describe
+from jwtward.jose.algorithms import describe
+from jwtward.jose.key_checks import check_rsa_size
 from jwtward.jose.material import (
     EC_CURVES,
     OKP_SIZES,
@@ -71,10 +72,8 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Material:
         raise InvalidKey("multi-prime RSA keys ('oth') are not supported")
     n = _int_member(jwk, "n")
     e = _int_member(jwk, "e")
-    if n.bit_length() > MAX_RSA_BITS:
-        raise InvalidKey(f"RSA modulus larger than {MAX_RSA_BITS} bits")
-    if e.bit_length() > 64 or e < 3 or e % 2 == 0:
-        raise InvalidKey("RSA public exponent must be odd, at least 3 and below 2**64")
+    # Bounded here, before any arithmetic on them, as well as in check_strength.
+    check_rsa_size(n.bit_length(), e)
     public_numbers = rsa.RSAPublicNumbers(e, n)
     present_crt = [name for name in _RSA_CRT if name in jwk]
     if "d" not in jwk:

@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 
 from jwtward.codecs import loads_object
@@ -27,137 +26,23 @@ from jwtward.jose import jwk as _jwk
 from jwtward.jose import pem as _pem
 from jwtward.jose.algorithms import (
     CURVE_DEFAULT_SIG_ALG,
-    CURVE_ORDERS,
     MAX_RSA_BITS,
     MIN_RSA_BITS,
     Algorithm,
-    ECDSASigner,
-    EdDSASigner,
-    HMACSigner,
-    RSASigner,
-    Signer,
     algorithm,
     describe,
 )
-from jwtward.jose.edwards import is_weak_edwards_public_key
+from jwtward.jose.key_checks import (
+    OPS_BY_USE,
+    PUBLIC_OPS,
+    check_key_ops,
+    check_kid,
+    check_strength,
+)
 from jwtward.jose.material import EC_CURVES, Material, describe_material, public_of
+from jwtward.jose.signers import Signer, bind_signer
 
-__all__ = [
-    "MAX_KID_LENGTH",
-    "Key",
-    "MissingAlgorithm",
-    "check_kid",
-    "check_rsa_size",
-    "keys_of",
-]
-
-MAX_KID_LENGTH = 256
-
-_OPS_BY_USE = {
-    "sig": frozenset({"sign", "verify"}),
-    "enc": frozenset({"encrypt", "decrypt", "wrapKey", "unwrapKey", "deriveKey", "deriveBits"}),
-}
-_PUBLIC_OPS = frozenset({"verify", "encrypt", "wrapKey"})
-_RAW = serialization.Encoding.Raw
-_RAW_PUBLIC = serialization.PublicFormat.Raw
-_KEY_FILE_PREFIXES = (b"-----BEGIN", b"ssh-rsa ", b"ssh-ed25519 ", b"ssh-ed448 ", b"ecdsa-sha2-")
-
-
-def check_kid(kid: object) -> str:
-    """A ``kid`` is an opaque, short, printable string; anything else is refused."""
-    if not isinstance(kid, str):
-        raise InvalidKey(f"kid must be a string, got {type(kid).__name__}")
-    if not 0 < len(kid) <= MAX_KID_LENGTH:
-        raise InvalidKey(f"kid must be 1 to {MAX_KID_LENGTH} characters long")
-    if not kid.isprintable():
-        raise InvalidKey("kid must not contain control or separator characters")
-    return kid
-
-
-def _check_key_ops(key_ops: object, use: str) -> frozenset[str] | None:
-    if key_ops is None:
-        return None
-    if not isinstance(key_ops, list | tuple | frozenset | set) or not all(
-        isinstance(op, str) for op in key_ops
-    ):
-        raise InvalidKey("key_ops must be a list of strings")
-    ops = frozenset(key_ops)
-    if len(ops) != len(key_ops):
-        raise InvalidKey("key_ops has duplicate values")
-    if not ops:
-        raise InvalidKey("key_ops is empty: the key would permit nothing")
-    if not ops <= _OPS_BY_USE[use]:
-        raise KeyUsageError(f"key_ops {sorted(ops)} do not fit a key for use {use!r}")
-    return ops
-
-
-def _check_strength(spec: Algorithm, material: Material) -> None:
-    """Refuse a key of the wrong type, curve or size for ``spec`` (invariant 4)."""
-    try:
-        kty, crv, _has_private = describe_material(material)
-    except TypeError as exc:
-        raise InvalidKey(str(exc)) from None
-    if kty not in spec.ktys:
-        raise InvalidKey(f"{spec.name} needs a {'/'.join(spec.ktys)} key, got {kty}")
-    if spec.curves and crv not in spec.curves:
-        raise InvalidKey(f"{spec.name} needs a key on {' or '.join(spec.curves)}, got {crv}")
-    if isinstance(material, bytes):
-        if _looks_like_a_key_file(material):
-            raise InvalidKey(
-                "this secret is an encoded public/private key (PEM, DER, JWK or SSH): "
-                "using one as a symmetric secret is the key-confusion attack"
-            )
-        if spec.secret_sizes is not None:
-            if len(material) not in spec.secret_sizes:
-                sizes = ", ".join(str(s) for s in spec.secret_sizes)
-                raise InvalidKey(f"{spec.name} needs a secret of {sizes} bytes")
-        elif len(material) < spec.min_secret:
-            raise InvalidKey(
-                f"{spec.name} needs a secret of at least {spec.min_secret} bytes "
-                f"(RFC 7518 §3.2), got {len(material)}"
-            )
-    elif isinstance(material, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        public_rsa = public_of(material)
-        assert isinstance(public_rsa, rsa.RSAPublicKey)  # noqa: S101
-        check_rsa_size(material.key_size, public_rsa.public_numbers().e)
-    elif crv in ("Ed25519", "Ed448"):
-        public = public_of(material)
-        assert isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)  # noqa: S101
-        if is_weak_edwards_public_key(crv, public.public_bytes(_RAW, _RAW_PUBLIC)):
-            raise InvalidKey(f"{crv} public key is of small order or not canonical")
-
-
-def check_rsa_size(bits: int, exponent: int) -> None:
-    """RSA moduli of 2048 to 16384 bits; an odd public exponent from 3 to 2**64.
-
-    The upper bounds keep verification cheap: a huge modulus or exponent turns
-    every verification into a denial of service.
-    """
-    if bits < MIN_RSA_BITS:
-        raise InvalidKey(f"RSA keys must have at least {MIN_RSA_BITS} bits, got {bits}")
-    if bits > MAX_RSA_BITS:
-        raise InvalidKey(f"RSA keys may have at most {MAX_RSA_BITS} bits, got {bits}")
-    if exponent.bit_length() > 64 or exponent < 3 or exponent % 2 == 0:
-        raise InvalidKey("RSA public exponent must be odd, at least 3 and below 2**64")
-
-
-def _bind_signer(spec: Algorithm, material: Material) -> Signer | None:
-    if not spec.is_signature:
-        return None
-    hash_name = spec.hash_name or ""
-    if isinstance(material, bytes):
-        return HMACSigner(material, hash_name)
-    public = public_of(material)
-    private = material if material is not public else None
-    if isinstance(public, rsa.RSAPublicKey):
-        return RSASigner(private, public, hash_name, pss=spec.name.startswith("PS"))  # type: ignore[arg-type]
-    if isinstance(public, ec.EllipticCurvePublicKey):
-        crv = describe_material(public)[1]
-        assert crv is not None  # noqa: S101
-        return ECDSASigner(private, public, hash_name, CURVE_ORDERS[crv])  # type: ignore[arg-type]
-    if isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return EdDSASigner(private, public)  # type: ignore[arg-type]
-    raise InvalidKey(f"{spec.name} cannot use this key")  # pragma: no cover - strength check
+__all__ = ["Key", "MissingAlgorithm", "keys_of"]
 
 
 def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Material:
@@ -173,8 +58,8 @@ def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Ma
         return secrets.token_bytes(length)
     if kty == "RSA":
         bits = size or 2048
-        if bits < MIN_RSA_BITS:
-            raise InvalidKey(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+        if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+            raise InvalidKey(f"RSA keys have {MIN_RSA_BITS} to {MAX_RSA_BITS} bits")
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
     curve = crv or spec.curves[0]
     if curve not in spec.curves:
@@ -188,30 +73,6 @@ def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Ma
         "X448": x448.X448PrivateKey,
     }
     return okp_generators[curve].generate()  # type: ignore[no-any-return]
-
-
-def _looks_like_a_key_file(secret: bytes) -> bool:
-    """True for bytes that are an encoded public/private key, not a random secret.
-
-    Passing a PEM, DER, JWK or SSH key as an HMAC secret is the shape of the
-    key-confusion attack; no honest caller needs it. Each test is specific
-    enough that a random secret never trips it.
-    """
-    stripped = secret.strip()
-    if stripped.startswith(_KEY_FILE_PREFIXES):
-        return True
-    if stripped.startswith(b"{"):
-        try:
-            return "kty" in loads_object(stripped, max_size=1 << 16)
-        except DecodeError:
-            return False
-    if secret[:1] == b"\x30":  # DER SEQUENCE: is it a key or certificate?
-        try:
-            _pem.material_from_der(secret)
-        except InvalidKey:
-            return False
-        return True
-    return False
 
 
 class Key:
@@ -265,8 +126,8 @@ class Key:
         kid: str | None = None,
         key_ops: object = None,
     ) -> Key:
-        _check_strength(spec, material)
-        ops = _check_key_ops(key_ops, spec.use)
+        check_strength(spec, material)
+        ops = check_key_ops(key_ops, spec.use)
         key = object.__new__(cls)
         key._spec = spec
         key._material = material
@@ -275,10 +136,10 @@ class Key:
         key._thumbprint = None
         key._header_memo = {}
         key._kid = check_kid(kid) if kid is not None else key.thumbprint()
-        key._signer = _bind_signer(spec, material)
-        permitted = ops if ops is not None else _OPS_BY_USE[spec.use]
+        key._signer = bind_signer(spec, material)
+        permitted = ops if ops is not None else OPS_BY_USE[spec.use]
         if not key._has_private:
-            permitted = permitted & _PUBLIC_OPS
+            permitted = permitted & PUBLIC_OPS
             if not permitted:
                 raise KeyUsageError(f"key_ops {sorted(ops or ())} need a private key")
         key._can_sign = key._signer is not None and key._has_private and "sign" in permitted
@@ -339,7 +200,7 @@ class Key:
             if name in jwk and not isinstance(jwk[name], str):
                 raise InvalidKey(f"JWK member {name!r} must be a string")
         use = jwk.get("use")
-        if use is not None and use not in _OPS_BY_USE:
+        if use is not None and use not in OPS_BY_USE:
             raise InvalidKey(f"unknown JWK use {describe(use)}")
         # Everything cheap is decided before the key material is built (which
         # for RSA can mean recovering primes).
@@ -349,7 +210,7 @@ class Key:
             raise KeyUsageError(f"JWK use {use!r} does not fit {spec.name} (use {spec.use!r})")
         key_ops = jwk.get("key_ops")
         if key_ops is not None and use is not None:
-            _check_key_ops(key_ops, use)  # RFC 7517 §4.3: consistent when both are given
+            check_key_ops(key_ops, use)  # RFC 7517 §4.3: consistent when both are given
         material = _jwk.material_from_jwk(jwk, public_only=public_only)
         return cls._build(spec, material, kid=jwk.get("kid"), key_ops=key_ops)
 
@@ -434,7 +295,7 @@ class Key:
             raise InvalidKey("a symmetric key has no public half")
         if not self._has_private:
             return self
-        ops = None if self._key_ops is None else (self._key_ops & _PUBLIC_OPS) or None
+        ops = None if self._key_ops is None else (self._key_ops & PUBLIC_OPS) or None
         return Key._build(self._spec, public_of(self._material), kid=self._kid, key_ops=ops)
 
     def cryptography_key(self) -> Material:
@@ -452,7 +313,7 @@ class Key:
         ops = self._key_ops
         if ops is not None:
             if not private:
-                ops = ops & _PUBLIC_OPS
+                ops = ops & PUBLIC_OPS
             if ops:
                 members["key_ops"] = sorted(ops)
         return members
