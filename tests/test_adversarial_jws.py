@@ -1038,9 +1038,11 @@ def test_token_of_the_wrong_type_is_malformed(token: object, hs_key: Key) -> Non
     "keys", [None, "secret", b"secret", ["key"], {"kid": "hs-1"}], ids=lambda k: type(k).__name__
 )
 def test_verifying_with_something_that_is_not_a_key_is_refused(keys: object, hs_key: Key) -> None:
-    """A misconfigured verifier (a string secret, a list) gets InvalidKey, not a crash."""
+    """A misconfigured verifier (a string secret, a list) gets InvalidArgument (the
+    calling code's mistake, status 500), not a crash and not a token error."""
     token = jws.sign(PAYLOAD, hs_key)
-    refused(InvalidKey, lambda: jws.verify(token, keys))  # type: ignore[arg-type]
+    exc = refused(InvalidArgument, lambda: jws.verify(token, keys))  # type: ignore[arg-type]
+    assert exc.status_code == 500
 
 
 def _nested(depth: int) -> bytes:

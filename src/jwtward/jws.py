@@ -31,7 +31,7 @@ from jwtward.jose.headers import (
     verified_headers,
 )
 from jwtward.jose.keys import Key
-from jwtward.jose.keyset import KeySet, select_key
+from jwtward.jose.keyset import KeySet, KeySource, select_key
 
 __all__ = [
     "DEFAULT_MAX_TOKEN_LENGTH",
@@ -171,7 +171,7 @@ def _check_signature_header(header: ProtectedHeader) -> None:
 
 def decode(
     token: str | bytes,
-    keys: Key | KeySet,
+    keys: Key | KeySet | KeySource,
     *,
     max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
 ) -> VerifiedJWS:
@@ -207,7 +207,7 @@ def decode(
 
 def verify(
     token: str | bytes,
-    keys: Key | KeySet,
+    keys: Key | KeySet | KeySource,
     *,
     max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
 ) -> bytes:

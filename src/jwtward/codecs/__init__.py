@@ -2,9 +2,17 @@
 
 from jwtward.codecs.base64url import b64decode, b64encode
 from jwtward.codecs.strict_json import (
+    DEFAULT_MAX_DEPTH,
     dumps,
     is_numeric_date,
     loads_object,
 )
 
-__all__ = ["b64decode", "b64encode", "dumps", "is_numeric_date", "loads_object"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "b64decode",
+    "b64encode",
+    "dumps",
+    "is_numeric_date",
+    "loads_object",
+]

@@ -93,6 +93,11 @@ def loads_object(
             raise DecodeError("JSON text is not valid UTF-8") from None
     else:
         text = data
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise DecodeError("JSON text holds a lone surrogate") from None
     if text[:1] != "{":
         # Objects only; this also refuses a UTF-8 BOM and leading whitespace.
         raise DecodeError("JSON text is not an object")
@@ -111,7 +116,10 @@ def loads_object(
         raise DecodeError("JSON text has data after the object")
     if not isinstance(value, dict):  # pragma: no cover - guaranteed by the first character
         raise DecodeError("JSON text is not an object")
-    _check_tree(value, max_depth)
+    # The walk is needed only when the text could hide a lone surrogate (an
+    # escape) or nest deeper than allowed (more brackets than levels).
+    if "\\u" in text or text.count("{") + text.count("[") > max_depth:
+        _check_tree(value, max_depth)
     return value
 
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from jwtward.codecs import loads_object
-from jwtward.errors import DecodeError, InvalidKey, KeyNotFound, UnsupportedAlgorithm
+from jwtward.errors import (
+    DecodeError,
+    InvalidArgument,
+    InvalidKey,
+    KeyNotFound,
+    UnsupportedAlgorithm,
+)
 from jwtward.jose.algorithms import ALGORITHMS
 from jwtward.jose.keys import Key, MissingAlgorithm, keys_of
 
-__all__ = ["KeySet", "select_key"]
+__all__ = ["KeySet", "KeySource", "select_key"]
 
 MAX_JWKS_KEYS = 1000
 
@@ -98,6 +104,17 @@ class KeySet:
     def get(self, kid: str) -> Key | None:
         return self._by_kid.get(kid)
 
+    def select(self, kid: str | None) -> Key:
+        """The key for a token's ``kid``; without one, the only key of the set."""
+        if kid is not None:
+            found = self._by_kid.get(kid)
+            if found is None:
+                raise KeyNotFound("no key in the key set has the token's kid")
+            return found
+        if len(self._keys) == 1:
+            return self._keys[0]
+        raise KeyNotFound(f"the token has no kid and the key set holds {len(self._keys)} keys")
+
     def __getitem__(self, kid: str) -> Key:
         key = self._by_kid.get(kid)
         if key is None:
@@ -122,19 +139,29 @@ def _fits(alg: str, entry: Mapping[str, Any]) -> bool:
     return spec is not None and entry.get("kty") in spec.ktys
 
 
-def select_key(keys: Key | KeySet, kid: str | None) -> Key:
+@runtime_checkable
+class KeySource(Protocol):
+    """Anything that picks the verification key for a token's ``kid``.
+
+    :class:`KeySet` is one; a key ring or a remote JWKS client (which may
+    refetch on an unknown ``kid``) are others. ``select`` raises
+    :class:`~jwtward.errors.KeyNotFound` when no key fits.
+    """
+
+    def select(self, kid: str | None) -> Key: ...
+
+
+def select_key(keys: Key | KeySource, kid: str | None) -> Key:
     """The key a token names by ``kid``, or the only key when it names none."""
     if isinstance(keys, Key):
         if kid is not None and kid != keys.kid:
             raise KeyNotFound("the token's kid does not match the key")
         return keys
-    if not isinstance(keys, KeySet):
-        raise InvalidKey(f"expected a Key or KeySet, got {type(keys).__name__}")
-    if kid is not None:
-        found = keys.get(kid)
-        if found is None:
-            raise KeyNotFound("no key in the key set has the token's kid")
-        return found
-    if len(keys) == 1:
-        return next(iter(keys))
-    raise KeyNotFound(f"the token has no kid and the key set holds {len(keys)} keys")
+    if isinstance(keys, KeySet):
+        return keys.select(kid)
+    if not isinstance(keys, KeySource):
+        raise InvalidArgument(f"expected a Key, KeySet or KeySource, got {type(keys).__name__}")
+    key = keys.select(kid)
+    if not isinstance(key, Key):
+        raise InvalidArgument(f"{type(keys).__name__}.select returned no Key")
+    return key
