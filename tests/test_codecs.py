@@ -462,10 +462,19 @@ def test_dumps_refuses_member_names_that_are_not_strings(value: dict[Any, Any]) 
 # -- is_numeric_date -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value", [0, 1, -1, 1_700_000_000, 2**70, 0.0, 1.5, -2.25, 1e300])
+@pytest.mark.parametrize(
+    "value", [0, 1, -1, 1_700_000_000, 2**53, -(2**53), 0.0, 1.5, -2.25, 2.0**53]
+)
 def test_is_numeric_date_accepts_finite_numbers(value: float) -> None:
-    """Ints and finite floats are NumericDates (RFC 7519 §2)."""
+    """Ints and finite floats up to ±2**53 seconds are NumericDates (RFC 7519 §2)."""
     assert is_numeric_date(value) is True
+
+
+@pytest.mark.parametrize("value", [2**53 + 1, -(2**53) - 1, 2**70, 10**400, 1e300, -1e300])
+def test_is_numeric_date_refuses_dates_beyond_2_to_53(value: float) -> None:
+    """285 million years is no date, and larger values overflow float arithmetic
+    (``10**400 + 0.5`` raises OverflowError) in the claim checks."""
+    assert is_numeric_date(value) is False
 
 
 @pytest.mark.parametrize(

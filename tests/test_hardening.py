@@ -27,8 +27,9 @@ from jwtward.errors import (
     MalformedToken,
     TokenTooLarge,
 )
-from jwtward.jose.headers import MAX_HEADER_MEMBERS, verified_headers
+from jwtward.jose.headers import MAX_HEADER_MEMBERS
 from jwtward.jose.keys import MissingAlgorithm
+from jwtward.jws import _VERIFIED_HEADERS as verified_headers
 
 P25519 = 2**255 - 19
 P448 = 2**448 - 2**224 - 1
@@ -359,3 +360,108 @@ def test_a_sign_only_key_named_by_a_token_is_a_client_error() -> None:
     with pytest.raises(KeyNotFound) as info:
         jws.verify(jws.sign(b"{}", source), KeySet([sign_only]))
     assert info.value.status_code == 401
+
+
+# -- second review ---------------------------------------------------------------
+
+
+def test_private_rsa_jwk_size_is_bounded_before_key_checks() -> None:
+    """Building a private RSA key costs a full key check (and prime recovery
+    without the CRT members): a hostile JWK Set must not buy minutes of CPU."""
+    n = (1 << 4199) | 1
+    jwk = _rsa_jwk(n, d=(1 << 4000) | 3)
+    with pytest.raises(InvalidKey, match="at most 4096 bits"):
+        Key.from_jwk(jwk)
+    crt = dict.fromkeys(("p", "q", "dp", "dq", "qi"), 3)
+    with pytest.raises(InvalidKey, match="at most 8192 bits"):
+        Key.from_jwk(_rsa_jwk((1 << 8299) | 1, d=5, **crt))
+
+
+def test_duplicate_kids_refuse_a_jwks_before_any_key_is_built() -> None:
+    bad_entry = {"kty": "RSA", "alg": "RS256", "kid": "dup", "n": "AQAB", "e": "AQAB"}
+    good = Key.generate("ES256", kid="dup").to_jwk()
+    # The first entry would fail on its own; the duplicate kid is found first.
+    with pytest.raises(InvalidKey, match="duplicate kid"):
+        KeySet.from_jwks({"keys": [bad_entry, good]})
+
+
+def test_default_alg_must_be_a_known_algorithm() -> None:
+    from jwtward.errors import UnsupportedAlgorithm
+
+    with pytest.raises(UnsupportedAlgorithm):
+        KeySet.from_jwks({"keys": []}, default_alg="RS1")
+    with pytest.raises(UnsupportedAlgorithm):
+        KeySet.from_jwks({"keys": []}, default_alg=["RS256"])  # type: ignore[arg-type]
+
+
+def test_keyset_lookups_with_unhashable_kids_answer_instead_of_crashing() -> None:
+    keys = KeySet([Key.generate("ES256", kid="a")])
+    assert keys.get(["a"]) is None  # type: ignore[arg-type]
+    assert ["a"] not in keys
+    with pytest.raises(KeyNotFound):
+        keys[{"a": 1}]  # type: ignore[index]
+
+
+def test_der_encoded_keys_of_any_type_are_refused_as_secrets() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa
+
+    dsa_public = (
+        dsa.generate_private_key(2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    brainpool = (
+        ec.generate_private_key(ec.BrainpoolP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    encrypted = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"pw"),
+    )
+    for secret in (dsa_public, brainpool, encrypted):
+        with pytest.raises(InvalidKey, match="key-confusion"):
+            Key.from_secret(secret, alg="HS256")
+
+
+@pytest.mark.parametrize(
+    ("alg", "options"),
+    [("RS256", {"crv": "P-256"}), ("HS256", {"crv": "P-256"}), ("ES256", {"size": 256})],
+)
+def test_generate_refuses_options_that_do_not_apply(alg: str, options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidArgument):
+        Key.generate(alg, **options)
+
+
+def test_generated_secrets_are_bounded() -> None:
+    from jwtward.jose.keys import MAX_SECRET_BITS
+
+    assert len(Key.generate("HS512", size=MAX_SECRET_BITS).to_jwk(private=True)["k"]) > 0
+    with pytest.raises(InvalidArgument):
+        Key.generate("HS512", size=MAX_SECRET_BITS + 8)
+
+
+def test_an_overlong_export_password_is_a_typed_error() -> None:
+    with pytest.raises(InvalidKey):
+        Key.generate("ES256").to_pem(private=True, password=b"x" * 4096)
+
+
+class _CaseInsensitive(str):
+    """A str whose equality ignores case: the memo must not trust it."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and self.lower() == other.lower()
+
+    def __hash__(self) -> int:
+        return hash(self.lower())
+
+
+def test_header_memo_ignores_str_subclasses() -> None:
+    key = Key.generate("HS256")
+    jws.sign(b"{}", key, headers={"typ": "jwt"})
+    token = jws.sign(b"{}", key, headers={"typ": _CaseInsensitive("JWT")})
+    assert jws.unverified_header(token)["typ"] == "JWT"

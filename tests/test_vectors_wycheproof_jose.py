@@ -323,15 +323,18 @@ def test_quirk_key_alg_is_the_only_obstacle(tc_id: int) -> None:
 
 
 def test_duplicate_kid_is_refused_for_itself() -> None:
-    """json_web_key tcId 4 (DuplicateKid) is refused earlier, for its second key's ``k``.
+    """json_web_key tcId 4 (DuplicateKid) is refused for its duplicate kid, found
+    before any key is built.
 
-    That ``k`` ends in a character with non-zero unused bits (strict base64url,
-    invariant 5). Re-encoding it canonically shows the duplicate kid alone is
-    also refused.
+    Its second key's ``k`` also ends in a character with non-zero unused bits
+    (strict base64url, invariant 5): that key alone is refused too, and
+    re-encoding it canonically leaves the duplicate kid as the only fault.
     """
     doc = BY_KEY[(JWK, 4)].key_doc
-    with pytest.raises(errors.InvalidKey, match="unused trailing bits"):
+    with pytest.raises(errors.InvalidKey, match="duplicate kid"):
         KeySet.from_jwks(doc)
+    with pytest.raises(errors.InvalidKey, match="unused trailing bits"):
+        Key.from_jwk(doc["keys"][1])
     canonical = [
         {**jwk, "k": base64.urlsafe_b64encode(_b64(jwk["k"])).rstrip(b"=").decode()}
         for jwk in doc["keys"]

@@ -4,11 +4,24 @@ The safe way is the short way: keys carry their algorithm, decoding is strict,
 and every refusal is a typed :class:`JWTWardError`.
 """
 
-from jwtward import errors, jws
+from jwtward import errors, jws, jwt
 from jwtward.errors import JWTWardError
 from jwtward.jose.keys import Key
-from jwtward.jose.keyset import KeySet
+from jwtward.jose.keyset import KeySet, KeySource
+from jwtward.keys import KeyRing, RotationPolicy
+from jwtward.policy import Policy
 
-__all__ = ["JWTWardError", "Key", "KeySet", "errors", "jws"]
+__all__ = [
+    "JWTWardError",
+    "Key",
+    "KeyRing",
+    "KeySet",
+    "KeySource",
+    "Policy",
+    "RotationPolicy",
+    "errors",
+    "jws",
+    "jwt",
+]
 
 __version__ = "0.1.0"

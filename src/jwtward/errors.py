@@ -11,16 +11,23 @@ from __future__ import annotations
 
 __all__ = [
     "AlgorithmMismatch",
+    "ClaimError",
     "DecodeError",
+    "ExpiredToken",
     "InvalidArgument",
+    "InvalidClaim",
     "InvalidHeader",
     "InvalidKey",
     "InvalidSignature",
     "InvalidToken",
+    "InvalidType",
     "JWTWardError",
     "KeyNotFound",
+    "KeySourceUnavailable",
     "KeyUsageError",
     "MalformedToken",
+    "MissingClaim",
+    "NotYetValid",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
 ]
@@ -108,3 +115,47 @@ class AlgorithmMismatch(InvalidToken):
 
 class InvalidSignature(InvalidToken):
     """The signature does not verify."""
+
+
+# -- claims (RFC 7519), also ``invalid_token`` ----------------------------------
+
+
+class InvalidType(InvalidToken):
+    """The ``typ`` header is not the type this verifier accepts (RFC 8725 §3.11)."""
+
+
+class ClaimError(InvalidToken):
+    """A claim failed a check; ``claim`` names it (never its value)."""
+
+    def __init__(self, claim: str, message: str) -> None:
+        super().__init__(message)
+        self.claim = claim
+
+
+class MissingClaim(ClaimError):
+    """A required claim is absent."""
+
+
+class InvalidClaim(ClaimError):
+    """A claim has the wrong type or a value the policy refuses."""
+
+
+class ExpiredToken(ClaimError):
+    """``exp`` has passed (beyond the leeway)."""
+
+
+class NotYetValid(ClaimError):
+    """``nbf`` is still in the future (beyond the leeway)."""
+
+
+# -- key sources: the server's side, retryable ------------------------------------
+
+
+class KeySourceUnavailable(JWTWardError):
+    """The verification keys cannot be had right now (a JWKS endpoint down or broken).
+
+    Retryable and never a decision about the token: a resource server answers
+    503, so a client retries instead of discarding a token that may be valid.
+    """
+
+    status_code = 503

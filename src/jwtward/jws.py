@@ -26,9 +26,9 @@ from jwtward.errors import (
 )
 from jwtward.jose.headers import (
     FORBIDDEN_HEADERS,
+    HeaderCache,
     ProtectedHeader,
     parse_protected_header,
-    verified_headers,
 )
 from jwtward.jose.keys import Key
 from jwtward.jose.keyset import KeySet, KeySource, select_key
@@ -47,6 +47,11 @@ _RESERVED_BY_KEY = ("alg", "kid")
 _MEMO_LIMIT = 16
 
 HeaderItems = tuple[tuple[str, Any], ...]
+
+# Headers of JWS tokens whose signature verified with a trusted key. JWS only:
+# a decryption proves nothing about who made a token, so no other layer may
+# put headers here.
+_VERIFIED_HEADERS = HeaderCache()
 
 
 class VerifiedJWS(NamedTuple):
@@ -73,16 +78,14 @@ def _header_segment(key: Key, headers: Mapping[str, Any] | None) -> str:
         items = tuple(headers.items())
     else:
         raise InvalidArgument(f"headers must be a mapping, got {type(headers).__name__}")
+    if not all(type(name) is str and type(value) is str for name, value in items):
+        return _encode_header(key, items)
     memo = key._header_memo
-    try:
-        return memo[items]
-    except (KeyError, TypeError):
-        pass
-    segment = _encode_header(key, items)
-    if len(memo) < _MEMO_LIMIT and all(
-        type(name) is str and type(value) is str for name, value in items
-    ):
-        memo[items] = segment
+    segment = memo.get(items)
+    if segment is None:
+        segment = _encode_header(key, items)
+        if len(memo) < _MEMO_LIMIT:
+            memo[items] = segment
     return segment
 
 
@@ -178,11 +181,11 @@ def decode(
     """Verify a compact JWS and return its header, payload and verifying key."""
     raw = _to_ascii_bytes(token, max_length)
     header_b64, payload_b64, signature_b64 = _split(raw)
-    header = verified_headers.get(header_b64)
+    header = _VERIFIED_HEADERS.get(header_b64)
     seen_before = header is not None
     if header is None:
         header = parse_protected_header(header_b64)
-        _check_signature_header(header)
+    _check_signature_header(header)
     key = select_key(keys, header.kid)
     if key.spec is not header.alg:
         raise AlgorithmMismatch(f"token alg {header.alg.name} is not the key's alg {key.alg}")
@@ -201,7 +204,7 @@ def decode(
     except DecodeError as exc:
         raise MalformedToken(f"payload: {exc}") from None
     if not seen_before:
-        verified_headers.remember(header_b64, header)
+        _VERIFIED_HEADERS.remember(header_b64, header)
     return VerifiedJWS(header.params, payload, key)
 
 

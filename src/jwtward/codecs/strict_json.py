@@ -123,17 +123,27 @@ def loads_object(
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# NumericDates beyond this are not dates (2**53 seconds is 285 million years)
+# and would overflow float arithmetic.
+MAX_NUMERIC_DATE = 2**53
+
+
 def _check_names(value: Any) -> None:
     """Refuse non-str member names, which ``json.dumps`` would silently rename
     (``1`` and ``"1"`` would both become ``"1"``: a duplicate name)."""
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, Mapping):
+        kind = type(node)
+        if kind in _SCALARS:
+            continue
+        if kind is dict or isinstance(node, Mapping):
             for name, member in node.items():
-                if not isinstance(name, str):
+                if type(name) is not str and not isinstance(name, str):
                     raise DecodeError("JSON member names must be strings")
-                stack.append(member)
+                if type(member) not in _SCALARS:
+                    stack.append(member)
         elif isinstance(node, list | tuple):
             stack.extend(node)
 
@@ -153,7 +163,8 @@ def dumps(value: Mapping[str, Any]) -> bytes:
 
 
 def is_numeric_date(value: object) -> bool:
-    """True for a JSON number usable as a NumericDate: never a bool, never NaN."""
-    if type(value) is int:
-        return True
-    return type(value) is float and math.isfinite(value)
+    """True for a JSON number usable as a NumericDate: never a bool, never NaN,
+    never beyond ±2**53 seconds."""
+    if type(value) is int or type(value) is float:
+        return -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
+    return False

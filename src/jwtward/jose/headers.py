@@ -6,11 +6,10 @@ understands no extension), RFC 7797 ``b64``, ``zip`` (compression oracles
 and bombs), an ``alg`` outside the registry (``none`` in every spelling
 included), and a ``kid`` that is not a short printable string.
 
-Headers of tokens that verified are cached by their encoded form
-(:data:`verified_headers`): a service sees the same few headers over and
-over, the cached value is immutable, and a header only enters the cache once
-a signature made with a trusted key covered it, so forged tokens cannot fill
-it.
+:class:`HeaderCache` keeps parsed headers by their encoded form: a service
+sees the same few headers over and over, and the cached value is immutable.
+The JWS layer fills its cache only once a signature made with a trusted key
+covered the header, so forged tokens cannot fill it.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ __all__ = [
     "HeaderCache",
     "ProtectedHeader",
     "parse_protected_header",
-    "verified_headers",
 ]
 
 MAX_HEADER_BYTES = 2048
@@ -133,6 +131,3 @@ class HeaderCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-verified_headers = HeaderCache()

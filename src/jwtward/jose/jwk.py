@@ -39,6 +39,8 @@ _MEMBERS = {
 _ALL_MEMBERS = frozenset().union(*_MEMBERS.values())
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _RSA_CRT = ("p", "q", "dp", "dq", "qi")
+MAX_PRIVATE_RSA_BITS = 8192
+MAX_RECOVERED_RSA_BITS = 4096
 _RAW = serialization.Encoding.Raw
 _RAW_PUBLIC = serialization.PublicFormat.Raw
 _RAW_PRIVATE = serialization.PrivateFormat.Raw
@@ -83,6 +85,15 @@ def _rsa_from_jwk(jwk: Mapping[str, Any]) -> Material:
             return public_numbers.public_key()
         except ValueError as exc:
             raise InvalidKey(f"invalid RSA public key: {exc}") from None
+    # Building a private key costs a full key check (and, without the CRT
+    # members, prime recovery in Python): bounded so that a hostile document
+    # cannot buy minutes of CPU per entry.
+    limit = MAX_PRIVATE_RSA_BITS if present_crt else MAX_RECOVERED_RSA_BITS
+    if n.bit_length() > limit:
+        raise InvalidKey(
+            f"private RSA JWKs {'' if present_crt else 'without p, q, dp, dq, qi '}"
+            f"may have at most {limit} bits"
+        )
     d = _int_member(jwk, "d")
     if present_crt and len(present_crt) != len(_RSA_CRT):
         raise InvalidKey("RSA JWK has only some of p, q, dp, dq, qi: ambiguous private key")

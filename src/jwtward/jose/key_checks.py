@@ -7,12 +7,14 @@ PEM, DER, secret, generation, cryptography object) passes through
 
 from __future__ import annotations
 
+from cryptography import x509
+from cryptography.exceptions import InternalError as _CryptoInternalError
+from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519, rsa
 
 from jwtward.codecs import loads_object
 from jwtward.errors import DecodeError, InvalidKey, KeyUsageError
-from jwtward.jose import pem as _pem
 from jwtward.jose.algorithms import MAX_RSA_BITS, MIN_RSA_BITS, Algorithm
 from jwtward.jose.edwards import is_weak_edwards_public_key
 from jwtward.jose.material import Material, describe_material, public_of
@@ -134,9 +136,24 @@ def looks_like_a_key_file(secret: bytes) -> bool:
         except DecodeError:
             return False
     if secret[:1] == b"\x30":  # DER SEQUENCE: is it a key or certificate?
+        return _parses_as_der_key(secret)
+    return False
+
+
+def _parses_as_der_key(data: bytes) -> bool:
+    """True if cryptography reads ``data`` as any key or certificate, of any
+    type (DSA and brainpool included), or asks for its password."""
+    loaders = (
+        lambda: serialization.load_der_private_key(data, password=None),
+        lambda: serialization.load_der_public_key(data),
+        lambda: x509.load_der_x509_certificate(data),
+    )
+    for load in loaders:
         try:
-            _pem.material_from_der(secret)
-        except InvalidKey:
-            return False
+            load()
+        except TypeError:
+            return True  # an encrypted private key: it needs a password
+        except (ValueError, _CryptoUnsupported, _CryptoInternalError):
+            continue
         return True
     return False

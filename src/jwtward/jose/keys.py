@@ -42,7 +42,9 @@ from jwtward.jose.key_checks import (
 from jwtward.jose.material import EC_CURVES, Material, describe_material, public_of
 from jwtward.jose.signers import Signer, bind_signer
 
-__all__ = ["Key", "MissingAlgorithm", "keys_of"]
+__all__ = ["MAX_SECRET_BITS", "Key", "MissingAlgorithm", "keys_of"]
+
+MAX_SECRET_BITS = 8192
 
 
 def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Material:
@@ -157,10 +159,18 @@ class Key:
         allows several (EdDSA: Ed25519 by default; ECDH-ES: P-256 by default).
         """
         spec = algorithm(alg)
-        if size is not None and (type(size) is not int or size <= 0 or size % 8):
-            raise InvalidArgument("size must be a positive number of bits, a multiple of 8")
-        if crv is not None and not isinstance(crv, str):
-            raise InvalidArgument("crv must be a curve name")
+        if size is not None:
+            if type(size) is not int or size <= 0 or size % 8:
+                raise InvalidArgument("size must be a positive number of bits, a multiple of 8")
+            if not {"RSA", "oct"} & set(spec.ktys):
+                raise InvalidArgument(f"size does not apply to {spec.name}: its curve fixes it")
+            if "oct" in spec.ktys and size > MAX_SECRET_BITS:
+                raise InvalidArgument(f"a secret may have at most {MAX_SECRET_BITS} bits")
+        if crv is not None:
+            if not isinstance(crv, str):
+                raise InvalidArgument("crv must be a curve name")
+            if not spec.curves:
+                raise InvalidArgument(f"crv does not apply to {spec.name}")
         return cls._build(spec, _generate_material(spec, size, crv), kid=kid)
 
     @classmethod

@@ -13,12 +13,12 @@ from jwtward.errors import (
     KeyNotFound,
     UnsupportedAlgorithm,
 )
-from jwtward.jose.algorithms import ALGORITHMS
+from jwtward.jose.algorithms import ALGORITHMS, algorithm
 from jwtward.jose.keys import Key, MissingAlgorithm, keys_of
 
 __all__ = ["KeySet", "KeySource", "select_key"]
 
-MAX_JWKS_KEYS = 1000
+MAX_JWKS_KEYS = 100
 
 
 class KeySet:
@@ -70,6 +70,14 @@ class KeySet:
         entries = doc["keys"]
         if len(entries) > MAX_JWKS_KEYS:
             raise InvalidKey(f"a JWK Set may hold at most {MAX_JWKS_KEYS} keys")
+        if default_alg is not None:
+            algorithm(default_alg)  # refuse an unknown default before any work
+        # Duplicate kids refuse the set: find them before building any key,
+        # which for private RSA keys is the expensive part.
+        kids = [entry.get("kid") for entry in entries if isinstance(entry, Mapping)]
+        named = [kid for kid in kids if isinstance(kid, str)]
+        if len(set(named)) != len(named):
+            raise InvalidKey("duplicate kid in the JWK Set")
         keys: list[Key] = []
         skipped: list[Mapping[str, Any]] = []
         for index, entry in enumerate(entries):
@@ -102,7 +110,7 @@ class KeySet:
         return self._skipped
 
     def get(self, kid: str) -> Key | None:
-        return self._by_kid.get(kid)
+        return self._by_kid.get(kid) if isinstance(kid, str) else None
 
     def select(self, kid: str | None) -> Key:
         """The key for a token's ``kid``; without one, the only key of the set."""
@@ -116,13 +124,13 @@ class KeySet:
         raise KeyNotFound(f"the token has no kid and the key set holds {len(self._keys)} keys")
 
     def __getitem__(self, kid: str) -> Key:
-        key = self._by_kid.get(kid)
+        key = self.get(kid)
         if key is None:
             raise KeyNotFound("no key with this kid")
         return key
 
     def __contains__(self, kid: object) -> bool:
-        return kid in self._by_kid
+        return isinstance(kid, str) and kid in self._by_kid
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self._keys)
@@ -159,7 +167,9 @@ def select_key(keys: Key | KeySource, kid: str | None) -> Key:
         return keys
     if isinstance(keys, KeySet):
         return keys.select(kid)
-    if not isinstance(keys, KeySource):
+    # A plain attribute check: isinstance against a runtime Protocol costs
+    # microseconds on every token.
+    if not callable(getattr(type(keys), "select", None)):
         raise InvalidArgument(f"expected a Key, KeySet or KeySource, got {type(keys).__name__}")
     key = keys.select(kid)
     if not isinstance(key, Key):

@@ -112,9 +112,12 @@ def material_to_pem(
             if secret is not None
             else serialization.NoEncryption()
         )
-        return material.private_bytes(  # type: ignore[union-attr]
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-        )
+        try:
+            return material.private_bytes(  # type: ignore[union-attr]
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+            )
+        except ValueError as exc:  # e.g. a password longer than the format allows
+            raise InvalidKey(f"cannot export the private key: {_reason(exc)}") from None
     if secret is not None:
         raise InvalidKey("a password only applies to a private key export")
     public = material.public_key() if describe_material(material)[2] else material  # type: ignore[union-attr]

@@ -1,0 +1,212 @@
+"""JSON Web Tokens (RFC 7519): claims signed as a compact JWS, checked by a Policy.
+
+``encode`` adds ``iat``, ``exp`` and a random ``jti`` unless given and puts
+``typ`` (and ``kid``) in the protected header. ``decode`` verifies the
+signature and applies the whole :class:`~jwtward.policy.Policy` in one call:
+there is no way to check the signature without the claims or the claims
+without the signature.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from jwtward import jws
+from jwtward.codecs import DEFAULT_MAX_DEPTH, dumps, is_numeric_date, loads_object
+from jwtward.errors import (
+    DecodeError,
+    ExpiredToken,
+    InvalidArgument,
+    InvalidClaim,
+    InvalidType,
+    MalformedToken,
+    MissingClaim,
+    NotYetValid,
+)
+from jwtward.jose.keys import Key
+from jwtward.jose.keyset import KeySet, KeySource
+from jwtward.policy import Policy, normalize_typ
+
+__all__ = ["DEFAULT_LIFETIME", "Policy", "decode", "encode"]
+
+DEFAULT_LIFETIME = timedelta(minutes=15)
+_DEFAULT_POLICY = Policy()
+_ZERO = timedelta(0)
+_NUMERIC_DATES = ("exp", "nbf", "iat")
+_STRINGS = ("iss", "sub", "jti")
+
+
+# -- encoding ---------------------------------------------------------------------
+
+
+def _check_registered(claims: Mapping[str, Any]) -> None:
+    """Registered claims of the wrong type are the caller's mistake."""
+    for name in _NUMERIC_DATES:
+        if name in claims and not is_numeric_date(claims[name]):
+            raise InvalidArgument(f"claim {name!r} must be a NumericDate (int or float seconds)")
+    for name in _STRINGS:
+        if name in claims and not isinstance(claims[name], str):
+            raise InvalidArgument(f"claim {name!r} must be a string")
+    if "aud" in claims and not _is_audience(claims["aud"]):
+        raise InvalidArgument("claim 'aud' must be a string or a non-empty list of strings")
+
+
+def _is_audience(value: object) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _read_clock(clock: Callable[[], float]) -> float:
+    if not callable(clock):
+        raise InvalidArgument("clock must be a callable returning POSIX seconds")
+    now = clock()
+    if not is_numeric_date(now):
+        raise InvalidArgument("clock must return finite POSIX seconds")
+    return now
+
+
+def encode(
+    claims: Mapping[str, Any],
+    key: Key,
+    *,
+    typ: str = "JWT",
+    lifetime: timedelta = DEFAULT_LIFETIME,
+    headers: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> str:
+    """Sign ``claims`` as a JWT with ``key``.
+
+    ``iat`` (now), ``exp`` (``iat + lifetime``) and ``jti`` (128 random bits)
+    are added unless ``claims`` has them. ``typ`` goes in the protected header.
+    """
+    if type(claims) is not dict and not isinstance(claims, Mapping):
+        raise InvalidArgument(f"claims must be a mapping, got {type(claims).__name__}")
+    if type(lifetime) is not timedelta or lifetime <= _ZERO:
+        raise InvalidArgument("lifetime must be a positive timedelta")
+    if type(typ) is not str or not typ:
+        raise InvalidArgument("typ must be a non-empty string")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            raise InvalidArgument(f"headers must be a mapping, got {type(headers).__name__}")
+        if "typ" in headers and headers["typ"] != typ:
+            raise InvalidArgument("give the type with typ=, not in headers")
+    body = dict(claims)
+    if "iat" not in body or "exp" not in body:
+        now = _read_clock(clock)
+        body.setdefault("iat", int(now))
+        if "exp" not in body:
+            start = body["iat"] if is_numeric_date(body["iat"]) else now
+            body["exp"] = int(start + lifetime.total_seconds())
+    if "jti" not in body:
+        body["jti"] = secrets.token_urlsafe(16)
+    _check_registered(body)
+    try:
+        payload = dumps(body)
+    except DecodeError as exc:
+        raise InvalidArgument(f"claims: {exc}") from None
+    header = {"typ": typ} if headers is None else {**headers, "typ": typ}
+    return jws.sign(payload, key, headers=header)
+
+
+# -- decoding -------------------------------------------------------------------
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
+    if name not in claims:
+        return None
+    value = claims[name]
+    if not is_numeric_date(value):
+        raise InvalidClaim(name, f"claim {name!r} is not a NumericDate")
+    return value  # type: ignore[no-any-return]
+
+
+def _check_type(header: Mapping[str, Any], policy: Policy) -> None:
+    if policy.normalized_typ is None:
+        return
+    typ = header.get("typ")
+    if typ is None:
+        raise InvalidType(f"the token has no typ; {policy.typ!r} is required")
+    if normalize_typ(typ) != policy.normalized_typ:
+        raise InvalidType(f"the token's typ is not {policy.typ!r}")
+
+
+def _check_claims(claims: Mapping[str, Any], policy: Policy) -> None:
+    for name in policy.required:
+        if name not in claims:
+            raise MissingClaim(name, f"required claim {name!r} is missing")
+    now = policy.now()
+    leeway = policy.leeway_seconds
+    exp = _numeric_date(claims, "exp")
+    nbf = _numeric_date(claims, "nbf")
+    iat = _numeric_date(claims, "iat")
+    if exp is not None and now >= exp + leeway:
+        raise ExpiredToken("exp", "the token has expired")
+    if nbf is not None and now < nbf - leeway:
+        raise NotYetValid("nbf", "the token is not valid yet")
+    if iat is not None and iat > now + leeway:
+        raise InvalidClaim("iat", "the token was issued in the future")
+    limit = policy.max_lifetime_seconds
+    if limit is not None and exp is not None and iat is not None and exp - iat > limit:
+        raise InvalidClaim("exp", "the token's lifetime exceeds the policy's maximum")
+    for name in _STRINGS:
+        if name in claims and not isinstance(claims[name], str):
+            raise InvalidClaim(name, f"claim {name!r} is not a string")
+    issuers = policy.issuers
+    if issuers is not None:
+        if "iss" not in claims:
+            raise MissingClaim("iss", "required claim 'iss' is missing")
+        if claims["iss"] not in issuers:
+            raise InvalidClaim("iss", "the token's issuer is not accepted")
+    _check_audience(claims, policy)
+
+
+def _check_audience(claims: Mapping[str, Any], policy: Policy) -> None:
+    audiences = policy.audiences
+    if "aud" not in claims:
+        if audiences is not None:
+            raise MissingClaim("aud", "required claim 'aud' is missing")
+        return
+    aud = claims["aud"]
+    if not _is_audience(aud):
+        raise InvalidClaim("aud", "claim 'aud' is not a string or a list of strings")
+    if audiences is None:
+        # RFC 7519 §4.1.3: a token meant for named audiences is refused by a
+        # verifier that does not identify itself as one of them.
+        raise InvalidClaim("aud", "the token names an audience and the policy configures none")
+    if isinstance(aud, str):
+        if aud not in audiences:
+            raise InvalidClaim("aud", "the token is not meant for this audience")
+    elif audiences.isdisjoint(aud):
+        raise InvalidClaim("aud", "the token is not meant for this audience")
+
+
+def decode(
+    token: str | bytes,
+    keys: Key | KeySet | KeySource,
+    policy: Policy | None = None,
+    *,
+    max_length: int = jws.DEFAULT_MAX_TOKEN_LENGTH,
+) -> dict[str, Any]:
+    """Verify a JWT and apply ``policy`` (default: ``Policy()``); return its claims.
+
+    Raises an :class:`~jwtward.errors.InvalidToken` subclass for any token that
+    must not be accepted: bad signature, wrong type, expired, not yet valid,
+    wrong issuer or audience, a missing or mistyped claim.
+    """
+    if policy is None:
+        policy = _DEFAULT_POLICY
+    elif not isinstance(policy, Policy):
+        raise InvalidArgument(f"policy must be a Policy, got {type(policy).__name__}")
+    verified = jws.decode(token, keys, max_length=max_length)
+    _check_type(verified.header, policy)
+    try:
+        claims = loads_object(verified.payload, max_size=max_length, max_depth=DEFAULT_MAX_DEPTH)
+    except DecodeError as exc:
+        raise MalformedToken(f"claims: {exc}") from None
+    _check_claims(claims, policy)
+    return claims

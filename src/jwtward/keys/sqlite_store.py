@@ -1,0 +1,321 @@
+"""A key store in SQLite: WAL mode, compare-and-swap in one ``BEGIN IMMEDIATE``.
+
+The database may be shared with other jwtward stores, so this store keeps to
+its own tables (``jwtward_key_store`` for the version counter, the schema
+number and the sealing header; ``jwtward_key_records`` for the keys) and
+records its schema number in its own row rather than in ``PRAGMA
+user_version``. The tables are created on first use.
+
+A save reads the version, compares it and rewrites the records inside one
+``BEGIN IMMEDIATE`` transaction, which takes SQLite's write lock up front:
+of several threads or processes saving from the same version, exactly one
+commits and the others see the new version and raise
+:class:`~jwtward.keys.records.StoreConflict`. Each thread (and each process,
+after a fork) uses its own connection. Private keys are sealed exactly as in
+the file store (:mod:`jwtward.keys.sealing`); the database file is created
+with mode 0600 (SQLite gives its ``-wal`` and ``-shm`` files the same mode),
+and ``secure_delete`` overwrites the pages of replaced records.
+
+Every SQLite failure (locked beyond the timeout, full disk, unwritable path,
+a file that is not a database) raises :class:`~jwtward.keys.records.StoreError`
+and rolls the transaction back, leaving the stored keys as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from jwtward.codecs import dumps, loads_object
+from jwtward.errors import DecodeError, InvalidArgument
+from jwtward.keys.records import KeyRecord, StoreConflict, StoreError, StoreSnapshot
+from jwtward.keys.sealing import (
+    Protection,
+    ScryptParams,
+    Sealer,
+    check_save_arguments,
+    resolve_protection,
+)
+
+__all__ = ["SQLiteKeyStore"]
+
+SCHEMA: Final = 1
+_MAX_JSON: Final = 1 << 20
+
+_CREATE_STORE: Final = """
+CREATE TABLE IF NOT EXISTS jwtward_key_store (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    schema_version INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    sealing TEXT NOT NULL
+)"""
+_CREATE_RECORDS: Final = """
+CREATE TABLE IF NOT EXISTS jwtward_key_records (
+    position INTEGER PRIMARY KEY,
+    kid TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    activates_at REAL NOT NULL,
+    retires_at REAL,
+    expires_at REAL,
+    revoked_at REAL,
+    public_jwk TEXT,
+    sealed TEXT,
+    private_jwk TEXT
+)"""
+_COLUMNS: Final = (
+    "kid",
+    "state",
+    "created_at",
+    "activates_at",
+    "retires_at",
+    "expires_at",
+    "revoked_at",
+    "public",
+    "sealed",
+    "private",
+)
+_JSON_COLUMNS: Final = frozenset({"public", "private"})
+_SELECT_RECORDS: Final = (
+    "SELECT kid, state, created_at, activates_at, retires_at, expires_at, revoked_at, "
+    "public_jwk, sealed, private_jwk FROM jwtward_key_records ORDER BY position"
+)
+_INSERT_RECORD: Final = (
+    "INSERT INTO jwtward_key_records (position, kid, state, created_at, activates_at, "
+    "retires_at, expires_at, revoked_at, public_jwk, sealed, private_jwk) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class SQLiteKeyStore:
+    """A :class:`~jwtward.keys.records.KeyStore` in the SQLite database at ``path``.
+
+    Protection arguments as for :class:`~jwtward.keys.file_store.FileKeyStore`.
+    ``timeout`` (seconds) bounds the wait for another writer's lock before a
+    :class:`~jwtward.keys.records.StoreError`. Call :meth:`close` (or use the
+    store as a context manager) to close every thread's connection.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        passphrase: str | bytes | None = None,
+        master_key: bytes | None = None,
+        allow_plaintext: bool = False,
+        scrypt: ScryptParams | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._path = Path(path)
+        self._protection: Protection = resolve_protection(
+            passphrase=passphrase,
+            master_key=master_key,
+            allow_plaintext=allow_plaintext,
+            scrypt=scrypt,
+            stacklevel=3,
+        )
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise InvalidArgument("timeout must be a positive number of seconds")
+        self._timeout = float(timeout)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._schema_ready = False
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def load(self) -> StoreSnapshot:
+        """The stored records and their version (version 0 and no records when new)."""
+        with self._transaction("BEGIN") as db:
+            version, sealer, stored = self._read(db)
+        if sealer is None:
+            return StoreSnapshot(version=0, records=())
+        records = tuple(sealer.open_record(record) for record in stored)
+        return StoreSnapshot(version=version, records=records)
+
+    def save(self, expected_version: int, records: Sequence[KeyRecord]) -> int:
+        """Write ``records`` if the store is still at ``expected_version``; the new version."""
+        check_save_arguments(expected_version, records)
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            current, existing, stored = self._read(db)
+            if current != expected_version:
+                raise StoreConflict(
+                    f"key store is at version {current}, not {expected_version}: reload"
+                )
+            sealer = self._sealer_for(existing, stored)
+            new_version = current + 1
+            db.execute("DELETE FROM jwtward_key_records")
+            db.executemany(
+                _INSERT_RECORD,
+                [
+                    (position, *_row_values(sealer.seal_record(record)))
+                    for position, record in enumerate(records)
+                ],
+            )
+            db.execute(
+                "INSERT INTO jwtward_key_store (id, schema_version, version, sealing) "
+                "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "version = excluded.version, sealing = excluded.sealing",
+                (SCHEMA, new_version, dumps(sealer.header).decode("utf-8")),
+            )
+        return new_version
+
+    def close(self) -> None:
+        """Close the connections of every thread (the store reopens them on next use)."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> SQLiteKeyStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------
+
+    def _read(self, db: sqlite3.Connection) -> tuple[int, Sealer | None, list[dict[str, Any]]]:
+        """Version, opened sealer (``None`` for a new store) and stored records,
+        read inside the caller's transaction (one consistent snapshot)."""
+        meta = db.execute("SELECT version, sealing FROM jwtward_key_store").fetchone()
+        if meta is None:
+            return 0, None, []
+        version, sealing = meta
+        if type(version) is not int or version < 1:
+            raise StoreError(f"key store {self._path} has no valid version")
+        sealer = self._protection.open(_json(sealing, "sealing header"))
+        stored = [_stored_record(row) for row in db.execute(_SELECT_RECORDS).fetchall()]
+        return version, sealer, stored
+
+    def _sealer_for(self, existing: Sealer | None, stored: list[dict[str, Any]]) -> Sealer:
+        """The sealer for the next version: a fresh one for a new store; else the
+        existing one, re-sealed under stronger parameters if configured.
+
+        Every existing record must be intact and open under our secret first:
+        a store that no one can load is left for its operator, never silently
+        overwritten.
+        """
+        if existing is None:
+            return self._protection.new_sealer()
+        for record in stored:
+            existing.check_record(record)
+        header = existing.header
+        if self._protection.wants_reseal(header):
+            return self._protection.new_sealer(header["store"])
+        return existing
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        try:
+            db.execute(begin)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot use key store {self._path}: {exc}") from None
+        try:
+            yield db
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(db)
+            raise StoreError(f"cannot use key store {self._path}: {exc}") from None
+        except BaseException:
+            _rollback(db)
+            raise
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection; a new one after a fork (connections must not cross it)."""
+        pid = os.getpid()
+        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
+        if held is not None and held[0] == pid:
+            return held[1]
+        db = self._connect()
+        self._local.held = (pid, db)
+        with self._connections_lock:
+            if held is not None:  # inherited from the parent: forget, never close
+                self._connections = []
+            self._connections.append(db)
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            # Create the file 0600 before SQLite does (it would honour the umask).
+            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as exc:
+            raise StoreError(f"cannot open key store {self._path}: {exc.strerror}") from None
+        try:
+            db = sqlite3.connect(
+                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open key store {self._path}: {exc}") from None
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA secure_delete = ON")
+            if not self._schema_ready:
+                self._create_schema(db)
+                self._schema_ready = True
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(f"cannot open key store {self._path}: {exc}") from None
+        except StoreError:
+            db.close()
+            raise
+        return db
+
+    @staticmethod
+    def _create_schema(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(_CREATE_STORE)
+            db.execute(_CREATE_RECORDS)
+            row = db.execute("SELECT schema_version FROM jwtward_key_store").fetchone()
+            if row is not None and row[0] != SCHEMA:
+                raise StoreError(f"key store schema {row[0]}; this jwtward reads {SCHEMA}")
+            db.execute("COMMIT")
+        except BaseException:
+            _rollback(db)
+            raise
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+
+
+def _json(text: object, what: str) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise StoreError(f"key store {what} is not JSON text")
+    try:
+        return loads_object(text, max_size=_MAX_JSON)
+    except DecodeError as exc:
+        raise StoreError(f"key store {what} is corrupt: {exc}") from None
+
+
+def _row_values(stored: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(
+        None
+        if stored[name] is None
+        else dumps(stored[name]).decode("utf-8")
+        if name in _JSON_COLUMNS
+        else stored[name]
+        for name in _COLUMNS
+    )
+
+
+def _stored_record(row: Sequence[Any]) -> dict[str, Any]:
+    stored = dict(zip(_COLUMNS, row, strict=True))
+    for name in _JSON_COLUMNS:
+        if stored[name] is not None:
+            stored[name] = _json(stored[name], "record")
+    return stored
