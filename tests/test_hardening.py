@@ -465,3 +465,36 @@ def test_header_memo_ignores_str_subclasses() -> None:
     jws.sign(b"{}", key, headers={"typ": "jwt"})
     token = jws.sign(b"{}", key, headers={"typ": _CaseInsensitive("JWT")})
     assert jws.unverified_header(token)["typ"] == "JWT"
+
+
+# -- review of the claims layer and the JWKS client --------------------------------
+
+
+def test_default_alg_skips_keys_whose_use_or_curve_do_not_fit(
+    rsa_numbers: rsa.RSAPrivateNumbers,
+) -> None:
+    """An RSA encryption key or a P-384 key beside the signing key must not make
+    default_alg refuse the whole set."""
+    signer = Key.from_cryptography(rsa_numbers.private_key(), alg="RS256", kid="sig")
+    sig_jwk = signer.public_key().to_jwk()
+    del sig_jwk["alg"]
+    enc_jwk = Key.generate("RSA-OAEP-256", kid="enc").public_key().to_jwk()
+    del enc_jwk["alg"]
+    p384 = Key.generate("ES384", kid="p384").public_key().to_jwk()
+    del p384["alg"]
+    keys = KeySet.from_jwks(
+        {"keys": [sig_jwk, enc_jwk, p384]}, default_alg="RS256", ignore_unsupported=True
+    )
+    assert {key.kid: key.alg for key in keys} == {"sig": "RS256", "p384": "ES384"}
+    assert len(keys.skipped) == 1
+
+
+def test_public_only_reports_a_private_key_even_without_alg(
+    rsa_numbers: rsa.RSAPrivateNumbers,
+) -> None:
+    """A leaked private key is refused, never skipped as merely 'unsupported'."""
+    private = Key.from_cryptography(rsa_numbers.private_key(), alg="RS256").to_jwk(private=True)
+    del private["alg"]
+    good = Key.generate("ES256").public_key().to_jwk()
+    with pytest.raises(InvalidKey, match="private key members"):
+        KeySet.from_jwks({"keys": [private, good]}, public_only=True, ignore_unsupported=True)

@@ -161,11 +161,11 @@ def test_max_lifetime_above_the_limit_by_a_fraction_refused() -> None:
 def test_max_lifetime_requires_iat_and_exp(missing: str) -> None:
     claims = {"iat": T, "exp": T + 60}
     del claims[missing]
-    pol = policy(T, max_lifetime=timedelta(minutes=10), require=())
+    pol = policy(T, max_lifetime=timedelta(minutes=10), require=(), allow_missing_exp=True)
     exc = refused(signed(claims), pol, MissingClaim)
     assert_claim_error(exc, missing)
     # Without max_lifetime the same policy accepts the token.
-    assert jwt.decode(signed(claims), KEY, policy(T, require=()))
+    assert jwt.decode(signed(claims), KEY, policy(T, require=(), allow_missing_exp=True))
 
 
 @pytest.mark.parametrize("value", [timedelta(0), timedelta(seconds=-1), 600, "600"])
@@ -258,8 +258,29 @@ def test_require_custom_names() -> None:
     assert_claim_error(exc, "tenant")
 
 
-def test_require_nothing_accepts_a_token_without_exp() -> None:
-    assert jwt.decode(signed({"sub": "alice"}), KEY, policy(T, require=())) == {"sub": "alice"}
+def test_naming_other_claims_keeps_exp_required() -> None:
+    """require= adds to exp; it never silently drops it (a token without exp
+    would never expire)."""
+    for require in ((), ("sub",), ["iss", "sub"]):
+        with pytest.raises(MissingClaim) as caught:
+            jwt.decode(signed({"sub": "alice", "iss": "me"}), KEY, policy(T, require=require))
+        assert caught.value.claim == "exp"
+
+
+def test_allow_missing_exp_accepts_a_token_without_exp() -> None:
+    pol = policy(T, require=(), allow_missing_exp=True)
+    assert jwt.decode(signed({"sub": "alice"}), KEY, pol) == {"sub": "alice"}
+    with pytest.raises(InvalidArgument):
+        Policy(allow_missing_exp=1)  # type: ignore[arg-type]
+
+
+def test_typ_must_be_ascii_so_unicode_case_folding_cannot_match() -> None:
+    """KELVIN SIGN lowercases to 'k': a non-ASCII typ never matches."""
+    token = jwt.encode({"exp": T + 60}, KEY, typ="\u212ab+jwt")
+    with pytest.raises(InvalidType):
+        jwt.decode(token, KEY, policy(T, typ="kb+jwt"))
+    with pytest.raises(InvalidArgument):
+        Policy(typ="\u212ab+jwt")
 
 
 def test_required_claim_present_with_null_value_is_present() -> None:
@@ -478,7 +499,7 @@ def test_clock_is_read_per_decode() -> None:
     ],
 )
 def test_payload_not_a_strict_json_object_is_malformed(payload: bytes) -> None:
-    refused(signed(payload), Policy(require=()), MalformedToken)
+    refused(signed(payload), Policy(require=(), allow_missing_exp=True), MalformedToken)
 
 
 def test_payload_depth_bounded() -> None:

@@ -131,7 +131,7 @@ def _check_type(header: Mapping[str, Any], policy: Policy) -> None:
     typ = header.get("typ")
     if typ is None:
         raise InvalidType(f"the token has no typ; {policy.typ!r} is required")
-    if normalize_typ(typ) != policy.normalized_typ:
+    if not isinstance(typ, str) or normalize_typ(typ) != policy.normalized_typ:
         raise InvalidType(f"the token's typ is not {policy.typ!r}")
 
 

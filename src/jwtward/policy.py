@@ -21,9 +21,13 @@ __all__ = ["MAX_LEEWAY", "Policy", "normalize_typ"]
 MAX_LEEWAY = timedelta(minutes=5)
 
 
-def normalize_typ(typ: str) -> str:
+def normalize_typ(typ: str) -> str | None:
     """RFC 7515 §4.1.9: compare media types case-insensitively, with
-    ``application/`` implied when the value holds no ``/``."""
+    ``application/`` implied when the value holds no ``/``. Media types are
+    ASCII (RFC 2045): anything else is None, which matches nothing (Unicode
+    case folding would let the Kelvin sign pass for a ``k``)."""
+    if not typ.isascii():
+        return None
     lowered = typ.lower()
     return lowered if "/" in lowered else "application/" + lowered
 
@@ -48,8 +52,9 @@ class Policy:
     """The claims rules a verifier applies, all of them, on every token.
 
     ``issuer`` and ``audience`` take one string or a collection of accepted
-    values. ``require`` names claims that must be present (``exp`` by
-    default). ``typ`` is the one ``typ`` header accepted (for example
+    values. ``require`` names claims that must be present in addition to
+    ``exp``, which is always required unless ``allow_missing_exp=True``.
+    ``typ`` is the one ``typ`` header accepted (for example
     ``"at+jwt"``); ``None`` accepts any. ``max_lifetime`` bounds
     ``exp - iat`` and then requires both. ``leeway`` (at most 5 minutes)
     absorbs clock skew on ``exp``, ``nbf`` and ``iat``.
@@ -59,6 +64,7 @@ class Policy:
     audience: str | Collection[str] | None = None
     leeway: timedelta = timedelta(seconds=30)
     require: Collection[str] = ("exp",)
+    allow_missing_exp: bool = False
     typ: str | None = None
     max_lifetime: timedelta | None = None
     clock: Callable[[], float] = time.time
@@ -81,15 +87,22 @@ class Policy:
             or not all(isinstance(name, str) and name for name in self.require)
         ):
             raise InvalidArgument("require must be a collection of claim names")
-        if self.typ is not None and (not isinstance(self.typ, str) or not self.typ):
-            raise InvalidArgument("typ must be a non-empty string")
+        if self.typ is not None and (
+            not isinstance(self.typ, str) or not self.typ or not self.typ.isascii()
+        ):
+            raise InvalidArgument("typ must be a non-empty ASCII media type")
         if self.max_lifetime is not None and (
             not isinstance(self.max_lifetime, timedelta) or self.max_lifetime <= timedelta(0)
         ):
             raise InvalidArgument("max_lifetime must be a positive timedelta")
         if not callable(self.clock):
             raise InvalidArgument("clock must be a callable returning POSIX seconds")
-        required = tuple(dict.fromkeys(self.require))
+        if type(self.allow_missing_exp) is not bool:
+            raise InvalidArgument("allow_missing_exp must be a bool")
+        # exp stays required whatever else is named: a token without exp never
+        # expires, so dropping it takes an explicit, loudly named switch.
+        names = self.require if self.allow_missing_exp else ("exp", *self.require)
+        required = tuple(dict.fromkeys(names))
         if self.max_lifetime is not None:
             required += tuple(name for name in ("iat", "exp") if name not in required)
         setter = object.__setattr__

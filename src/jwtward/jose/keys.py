@@ -214,6 +214,10 @@ class Key:
             raise InvalidKey(f"unknown JWK use {describe(use)}")
         # Everything cheap is decided before the key material is built (which
         # for RSA can mean recovering primes).
+        if public_only and _jwk.PRIVATE_MEMBERS & jwk.keys():
+            # Checked first: a leaked private key is reported, never skipped
+            # as merely "unsupported".
+            raise InvalidKey("JWK holds private key members where only public keys are expected")
         kty = jwk.get("kty")
         spec = algorithm(_choose_alg(jwk.get("alg"), alg, kty, jwk.get("crv"), use))
         if use is not None and use != spec.use:

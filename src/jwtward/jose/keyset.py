@@ -143,8 +143,13 @@ class KeySet:
 
 
 def _fits(alg: str, entry: Mapping[str, Any]) -> bool:
+    """Does ``default_alg`` suit this entry: key type, use and curve?"""
     spec = ALGORITHMS.get(alg)
-    return spec is not None and entry.get("kty") in spec.ktys
+    if spec is None or entry.get("kty") not in spec.ktys:
+        return False
+    if entry.get("use") not in (None, spec.use):
+        return False
+    return not spec.curves or entry.get("crv") in spec.curves
 
 
 @runtime_checkable
