@@ -32,6 +32,7 @@ from jwtward.keys.remote import (
     BodyTooLarge,
     BoundedBody,
     CacheState,
+    FetchFailure,
     HTTPResult,
     JWKSOptions,
     apply_fetch,
@@ -91,6 +92,11 @@ def json_answer(doc: Any, cache_control: str | None = None) -> Answer:
     return Answer(body=json.dumps(doc).encode(), headers=headers)
 
 
+class _QuietHTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that timed out and hung up is expected here, not an error."""
+
+
 class JWKSServer:
     """An HTTP server in a thread; tests set ``answer`` and read the counters."""
 
@@ -115,7 +121,7 @@ class JWKSServer:
                 finally:
                     server.handler_done.set()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(
@@ -192,6 +198,57 @@ def async_client(server: JWKSServer, clock: FakeClock, **options: Any) -> AsyncJ
     options.setdefault("read_timeout", 2.0)
     options.setdefault("connect_timeout", 2.0)
     return AsyncJWKSClient(server.url, clock=clock, **options)
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that runs ``script(connection)`` for each request.
+
+    For answers no HTTP server library would send: headers or a body trickled
+    a byte at a time. A script stops as soon as the client hangs up.
+    """
+
+    def __init__(self, script: Callable[[socket.socket], None]) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.port = self.listener.getsockname()[1]
+        self.hung_up = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/jwks"
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(HANDLER_WAIT)
+                try:
+                    connection.recv(65536)
+                    self.script(connection)
+                except OSError:
+                    self.hung_up.set()
+
+    def __enter__(self) -> RawServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(HANDLER_WAIT)
+        self.listener.close()
+
+
+def trickle(connection: socket.socket, data: bytes, pause: threading.Event) -> None:
+    """Send ``data`` one byte at a time, a short wait between bytes."""
+    for byte in data:
+        connection.sendall(bytes([byte]))
+        pause.wait(0.05)
 
 
 # -- the sync client ------------------------------------------------------------------
@@ -393,7 +450,7 @@ def test_body_reader_reads_at_most_the_limit_plus_one() -> None:
 
     endless = Endless()
     with pytest.raises(BodyTooLarge):
-        _read_body(endless, 1000, deadline=float("inf"))  # type: ignore[arg-type]
+        _read_body(endless, 1000)  # type: ignore[arg-type]
     assert endless.read == 1001
 
 
@@ -489,6 +546,118 @@ def test_concurrent_threads_share_one_fetch(server: JWKSServer, clock: FakeClock
     assert server.count() == 1
 
 
+def test_rotation_during_an_outage_gives_503(server: JWKSServer, clock: FakeClock) -> None:
+    server.answer = json_answer(jwks(K1), cache_control="max-age=300")
+    client = sync_client(server, clock, min_ttl=60, refetch_cooldown=30)
+    client.refresh()
+    server.answer = Answer(status=503)  # the endpoint goes down as the issuer rotates to k2
+    rotated = token(K2)
+    clock.advance(31)  # cooldown over: the unknown kid refetches, which fails
+    with pytest.raises(KeySourceUnavailable) as info:
+        jwt.decode(rotated, client)
+    assert info.value.status_code == 503 and not isinstance(info.value, KeyNotFound)
+    assert server.count() == 2
+    clock.advance(400)  # the set is stale now, served within max_staleness
+    assert client.select("k1").kid == "k1"
+    with pytest.raises(KeySourceUnavailable):
+        jwt.decode(rotated, client)
+    server.answer = json_answer(jwks(K1), cache_control="max-age=300")
+    clock.advance(30)  # back up, still without k2: now a verdict on the token
+    with pytest.raises(KeyNotFound):
+        jwt.decode(rotated, client)
+
+
+def test_trickled_headers_are_cut_at_the_total_timeout(clock: FakeClock) -> None:
+    pause = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        trickle(connection, b"HTTP/1.1 200 OK\r\n" + b"X" * 200 + b": y\r\n", pause)
+        connection.sendall(b"Content-Length: %d\r\n\r\n%s" % (len(_body(K1)), _body(K1)))
+
+    with RawServer(script) as raw:
+        client = JWKSClient(
+            raw.url,
+            allow_insecure_loopback=True,
+            clock=clock,
+            connect_timeout=0.2,
+            read_timeout=0.2,
+        )
+        with pytest.raises(KeySourceUnavailable, match="timed out"):
+            client.select("k1")
+        # The client hung up while the server was still trickling, rather
+        # than noticing the deadline only once everything had arrived.
+        assert raw.hung_up.wait(HANDLER_WAIT)
+        pause.set()
+
+
+def test_trickled_chunked_body_is_cut_at_the_total_timeout(clock: FakeClock) -> None:
+    pause = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        # A chunk-size line (here with a long chunk extension) is read whole
+        # by one read call: only a deadline on the socket can cut it short.
+        body = _body(K1)
+        trickle(connection, b"%x" % len(body) + b";" * 200, pause)
+        connection.sendall(b"\r\n%s\r\n0\r\n\r\n" % body)
+
+    with RawServer(script) as raw:
+        client = JWKSClient(
+            raw.url,
+            allow_insecure_loopback=True,
+            clock=clock,
+            connect_timeout=0.2,
+            read_timeout=0.2,
+        )
+        with pytest.raises(KeySourceUnavailable, match="timed out"):
+            client.select("k1")
+        # The client hung up while the server was still trickling, rather
+        # than noticing the deadline only once everything had arrived.
+        assert raw.hung_up.wait(HANDLER_WAIT)
+        pause.set()
+
+
+def test_known_kid_is_served_while_another_thread_fetches(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    client = sync_client(server, clock, default_ttl=60, min_ttl=60, read_timeout=HANDLER_WAIT * 3)
+    client.refresh()
+    server.answer = json_answer(jwks(K1, K2))
+    server.answer.hold = True
+    clock.advance(60)  # expired: the next lookup refetches, and the endpoint hangs
+    fetcher = threading.Thread(target=client.select, args=("k1",))
+    fetcher.start()
+    assert server.received.wait(HANDLER_WAIT)
+    served: list[str] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        served.append(client.select("k1").kid)
+        done.set()
+
+    threading.Thread(target=lookup, daemon=True).start()
+    assert done.wait(HANDLER_WAIT)  # answered while the fetch still hangs
+    assert fetcher.is_alive() and served == ["k1"]
+    server.release.set()
+    fetcher.join(HANDLER_WAIT)
+    assert client.select("k2").kid == "k2"
+    assert server.count() == 2
+
+
+def test_clock_stepping_back_refetches(server: JWKSServer, clock: FakeClock) -> None:
+    clock.now = 1_700_000_000.0
+    client = sync_client(server, clock, default_ttl=300, min_ttl=60, max_staleness=600)
+    client.refresh()
+    clock.advance(-86400)  # a wall clock corrected back by one day
+    assert client.select("k1").kid == "k1"
+    assert server.count() == 2  # the set's age was unknown: it was fetched again
+    server.answer = Answer(status=500)
+    clock.advance(-86400)
+    with pytest.raises(KeySourceUnavailable, match="age is unknown"):
+        client.select("k1")
+    assert server.count() == 3  # the cooldown did not wait for the clock to catch up
+
+
 def test_refresh_bypasses_the_cooldown_and_reports_failure(
     server: JWKSServer, clock: FakeClock
 ) -> None:
@@ -517,6 +686,16 @@ def test_refresh_bypasses_the_cooldown_and_reports_failure(
         "https:///jwks",
         "https://user:pw@issuer.example/jwks",
         "https://issuer.example:99999/jwks",
+        "https://exa mple.com/jwks",
+        "https://issuer.example/jw ks",
+        "https://issuer.example/\x00",
+        "https://issuer.example/jwks\r\nX-Evil: 1",
+        "https://a\tb.example/jwks",
+        " https://issuer.example/jwks",
+        "https://ex\u00e4mple.com/jwks",
+        "https://\u3002example/jwks",
+        "https://issuer.example/jwks?",
+        "https://issuer.example/jwks#",
     ],
 )
 def test_insecure_or_bad_urls_are_refused(url: str) -> None:
@@ -555,6 +734,10 @@ def test_https_is_accepted_without_fetching() -> None:
         {"max_keys": True},
         {"max_staleness": "1h"},
         {"default_alg": 256},
+        {"default_alg": "RS265"},
+        {"default_alg": "none"},
+        {"refetch_cooldown": 0},
+        {"refetch_cooldown": 0.5},
     ],
 )
 def test_bad_options_are_refused(options: dict[str, Any]) -> None:
@@ -590,7 +773,11 @@ def test_decisions_follow_state_and_time() -> None:
     with pytest.raises(KeySourceUnavailable):
         choose_key(failed, options, 160.001, "k1")
     with pytest.raises(KeyNotFound):
-        choose_key(failed, options, 100.0, "k2")
+        choose_key(state, options, 10.0, "k2")  # fresh, fetched: a verdict on the token
+    with pytest.raises(KeySourceUnavailable):
+        choose_key(failed, options, 100.0, "k2")  # the refetch failed: retry later
+    with pytest.raises(KeySourceUnavailable):
+        choose_key(state, options, 60.0, "k2")  # the set is stale: retry later
 
 
 def _body(*keys: Key) -> bytes:
@@ -715,6 +902,65 @@ def test_async_max_age_honoured(server: JWKSServer, clock: FakeClock) -> None:
         clock.advance(0.1)
         await client.select_async("k1")
         assert server.count() == 2
+
+    run(scenario)
+
+
+def test_async_rotation_during_an_outage_gives_503(server: JWKSServer, clock: FakeClock) -> None:
+    async def scenario() -> None:
+        client = async_client(server, clock, refetch_cooldown=30)
+        await client.refresh()
+        server.answer = Answer(status=503)
+        clock.advance(31)
+        with pytest.raises(KeySourceUnavailable):
+            await client.decode(token(K2))
+        assert server.count() == 2
+
+    run(scenario)
+
+
+def test_async_cancelled_caller_still_starts_the_cooldown(
+    server: JWKSServer, clock: FakeClock
+) -> None:
+    async def scenario() -> None:
+        client = async_client(server, clock, refetch_cooldown=30)
+        lookup = asyncio.create_task(client.select_async("made-up-0"))
+        await asyncio.to_thread(server.received.wait, HANDLER_WAIT)
+        lookup.cancel()  # the caller gives up (a request timeout, a client gone)
+        with pytest.raises(asyncio.CancelledError):
+            await lookup
+        assert client.state.last_attempt == clock.now
+        server.release.set()
+        for n in range(1, 5):
+            with pytest.raises(KeyNotFound):
+                await client.select_async(f"made-up-{n}")
+        assert server.count() == 1
+        assert (await client.select_async("k1")).kid == "k1"
+
+    server.answer = json_answer(jwks(K1))
+    server.answer.hold = True
+    run(scenario)
+
+
+def test_async_client_serves_several_event_loops(server: JWKSServer, clock: FakeClock) -> None:
+    client = async_client(server, clock, default_ttl=60, min_ttl=60)
+
+    async def burst() -> list[str]:
+        keys = await asyncio.gather(*(client.select_async("k1") for _ in range(3)))
+        return [key.kid for key in keys]
+
+    assert asyncio.run(burst()) == ["k1"] * 3
+    clock.advance(60)  # expired: the second loop's burst fetches again
+    assert asyncio.run(burst()) == ["k1"] * 3
+    assert server.count() == 2
+
+
+def test_async_fetch_turns_urls_httpx_refuses_into_failures() -> None:
+    async def scenario() -> None:
+        options = JWKSOptions(allow_insecure_loopback=True)
+        for url in ("http://127.0.0.1:9/\x00", "http://127.0.0.1:9/jwks\r\nX-Evil: 1"):
+            outcome = await remote_async.fetch_async(url, options, options.tls_context())
+            assert isinstance(outcome, FetchFailure)
 
     run(scenario)
 

@@ -14,23 +14,27 @@ The rules, with times read from an injected clock:
   ``[min_ttl, max_ttl]`` (``default_ttl`` when the header gives no max-age;
   ``no-store``/``no-cache`` count as ``min_ttl``, since a verifier cannot ask
   the issuer on every request).
-* No two fetches are closer than ``refetch_cooldown`` (default 30 s), whatever
-  the reason (expiry, an unknown ``kid``, a failing endpoint): a flood of
-  tokens with made-up kids costs the issuer one request per cooldown at most.
-  Only an explicit ``refresh()`` bypasses it.
+* No two fetches are closer than ``refetch_cooldown`` (default 30 s, at least
+  1 s), whatever the reason (expiry, an unknown ``kid``, a failing endpoint):
+  a flood of tokens with made-up kids costs the issuer one request per
+  cooldown at most. Only an explicit ``refresh()`` bypasses it. A clock that
+  steps back ends the cooldown and makes the cached set count as expired.
 * A token whose ``kid`` is not in the cached set causes one refetch (cooldown
-  permitting); if the kid is still unknown the answer is ``KeyNotFound``.
+  permitting); if the kid is still unknown the answer is ``KeyNotFound`` only
+  when the set is fresh and the last fetch succeeded. During an outage or from
+  a stale set it is ``KeySourceUnavailable``: the issuer may have rotated to
+  that key, so a valid token must get "retry later", not "rejected".
 * Stale-while-error: when the endpoint fails, times out, redirects or returns
   anything but a valid, non-empty JWK Set, the last good set keeps serving
   until it has been expired for ``max_staleness``; after that every lookup
   raises :class:`~jwtward.errors.KeySourceUnavailable` (HTTP 503, retryable),
   never a decision about the token. So an issuer's revoked key keeps
   verifying at most ``max_ttl + max_staleness`` after it left the JWK Set.
-* Only ``https://`` URLs are fetched; ``http://`` only for a loopback host and
-  only with ``allow_insecure_loopback=True`` (tests, sidecars). Redirects are
-  never followed: a JWKS URL is configuration, and a 3xx counts as a failure,
-  so a compromised or misconfigured endpoint cannot move the key source to
-  another host or scheme.
+* Only ``https://`` URLs in plain printable ASCII are fetched; ``http://``
+  only for a loopback host and only with ``allow_insecure_loopback=True``
+  (tests, sidecars). Redirects are never followed: a JWKS URL is
+  configuration, and a 3xx counts as a failure, so a compromised or
+  misconfigured endpoint cannot move the key source to another host or scheme.
 * The document is bounded (``max_document_size``, default 512 KiB: a larger
   declared ``Content-Length`` is refused before reading, and at most that many
   bytes plus one are ever read) and so is its key count (``max_keys``).
@@ -48,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from jwtward.codecs import loads_object
 from jwtward.errors import (
@@ -58,6 +62,7 @@ from jwtward.errors import (
     KeyNotFound,
     KeySourceUnavailable,
 )
+from jwtward.jose.algorithms import algorithm
 from jwtward.jose.keys import Key
 from jwtward.jose.keyset import MAX_JWKS_KEYS, KeySet
 
@@ -76,6 +81,7 @@ __all__ = [
     "choose_key",
     "needs_fetch",
     "parse_jwks",
+    "serves_without_fetch",
     "ttl_for",
     "usable_keys",
 ]
@@ -90,6 +96,8 @@ REQUEST_HEADERS: Final = {
 
 Seconds = float | int | timedelta
 _MAX_SECONDS: Final = 10.0 * 365 * 86400  # finite: sockets and timers refuse infinity
+_MIN_REFETCH_COOLDOWN: Final = 1.0  # below it, made-up kids would hammer the issuer
+_PRINTABLE_URL: Final = re.compile(r"[!-~]+")
 
 
 def _seconds(name: str, value: Seconds) -> float:
@@ -114,6 +122,13 @@ def check_url(url: str, *, allow_insecure_loopback: bool = False) -> str:
     """
     if not isinstance(url, str):
         raise InvalidArgument("the JWKS URL must be a string")
+    if not _PRINTABLE_URL.fullmatch(url):
+        # Spaces, control characters and non-ASCII text are read differently
+        # by different HTTP stacks (and urlsplit silently drops some), so the
+        # host fetched could differ from the host checked here.
+        raise InvalidArgument(
+            "the JWKS URL must be printable ASCII without spaces (percent-encode the rest)"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -122,6 +137,8 @@ def check_url(url: str, *, allow_insecure_loopback: bool = False) -> str:
         raise InvalidArgument("the JWKS URL does not parse") from None
     if not host:
         raise InvalidArgument("the JWKS URL has no host")
+    if urlunsplit(parts) != url:
+        raise InvalidArgument("the JWKS URL is not in its plain form (it changes when parsed)")
     if parts.username is not None or parts.password is not None:
         raise InvalidArgument("the JWKS URL must not carry credentials")
     if parts.scheme == "https":
@@ -180,8 +197,17 @@ class JWKSOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= upper:
                 raise InvalidArgument(f"{name} must be an integer from 1 to {upper}")
-        if self.default_alg is not None and not isinstance(self.default_alg, str):
-            raise InvalidArgument("default_alg must be an algorithm name")
+        if self.refetch_cooldown < _MIN_REFETCH_COOLDOWN:
+            raise InvalidArgument(
+                f"refetch_cooldown must be at least {_MIN_REFETCH_COOLDOWN:.0f} second"
+            )
+        if self.default_alg is not None:
+            # A misspelt name would make every fetched set invalid: a lasting
+            # outage discovered at the first fetch instead of at startup.
+            try:
+                algorithm(self.default_alg)
+            except JWTWardError as exc:
+                raise InvalidArgument(f"default_alg: {exc}") from None
         if self.ssl_context is not None and not isinstance(self.ssl_context, ssl.SSLContext):
             raise InvalidArgument("ssl_context must be an ssl.SSLContext")
 
@@ -285,16 +311,47 @@ def ttl_for(cache_control: str | None, options: JWKSOptions) -> float:
 
 
 def _cooldown_over(state: CacheState, options: JWKSOptions, now: float) -> bool:
-    return state.last_attempt is None or now - state.last_attempt >= options.refetch_cooldown
+    # A clock that stepped back (a wall clock corrected by NTP, a restored VM)
+    # ends the cooldown: otherwise no fetch would happen until it caught up.
+    last = state.last_attempt
+    return last is None or now < last or now - last >= options.refetch_cooldown
+
+
+def _stepped_back(state: CacheState, now: float) -> bool:
+    """Whether ``now`` is before the set was fetched: its age is then unknown."""
+    return state.keys is not None and now < state.fetched_at
 
 
 def needs_fetch(state: CacheState, options: JWKSOptions, now: float, kid: str | None) -> bool:
-    """Whether a lookup of ``kid`` at ``now`` should fetch the JWK Set first."""
-    if state.keys is None or now >= state.expires_at:
+    """Whether a lookup of ``kid`` at ``now`` should fetch the JWK Set first.
+
+    A set fetched "in the future" of ``now`` (the clock stepped back) counts
+    as expired, so it is refetched rather than served as fresh for as long as
+    the clock took to catch up.
+    """
+    if state.keys is None or now >= state.expires_at or _stepped_back(state, now):
         return _cooldown_over(state, options, now)
     if kid is not None and kid not in state.keys:
         return _cooldown_over(state, options, now)
     return False
+
+
+def serves_without_fetch(
+    state: CacheState, options: JWKSOptions, now: float, kid: str | None
+) -> bool:
+    """Whether ``kid`` can be answered at ``now`` from the cache, fetch or not.
+
+    True for a known ``kid`` (or none) in a set still within ``max_staleness``:
+    such a lookup need not wait for a fetch in flight, it serves the cached
+    key meanwhile (stale-while-revalidate).
+    """
+    if (
+        state.keys is None
+        or now > state.expires_at + options.max_staleness
+        or _stepped_back(state, now)
+    ):
+        return False
+    return kid is None or kid in state.keys
 
 
 def parse_jwks(body: bytes, options: JWKSOptions) -> KeySet:
@@ -338,10 +395,19 @@ def apply_fetch(
 
 
 def usable_keys(state: CacheState, options: JWKSOptions, now: float) -> KeySet:
-    """The set to serve at ``now``: fresh, or stale within ``max_staleness``."""
+    """The set to serve at ``now``: fresh, or stale within ``max_staleness``.
+
+    When the clock is before the fetch (it stepped back) and the refetch that
+    triggers failed, the set's age cannot be told, so it is not served.
+    """
     if state.keys is None:
         raise KeySourceUnavailable(
             f"no JWK Set could be fetched ({state.last_error or 'not fetched yet'})"
+        )
+    if _stepped_back(state, now):
+        raise KeySourceUnavailable(
+            "the clock is before the cached JWK Set was fetched, so its age is unknown "
+            f"({state.last_error or 'no refetch attempted'})"
         )
     if now > state.expires_at + options.max_staleness:
         raise KeySourceUnavailable(
@@ -355,10 +421,18 @@ def choose_key(state: CacheState, options: JWKSOptions, now: float, kid: str | N
     """The key for ``kid`` from the set served at ``now``.
 
     Raises ``KeySourceUnavailable`` (503) when no set may be served and
-    ``KeyNotFound`` (401) when the set has no such key.
+    ``KeyNotFound`` (401) when the set has no such key. An unknown ``kid`` is
+    a decision about the token only when the set is fresh and the last fetch
+    succeeded: during an outage or from a stale set, the issuer may well have
+    rotated to that key, so the answer is "retry later" (503), not "forged".
     """
     keys = usable_keys(state, options, now)
     if kid is not None and kid not in keys:
+        if state.last_error is not None or not state.fetched_at <= now < state.expires_at:
+            raise KeySourceUnavailable(
+                "the token's kid is not in the cached JWK Set, which could not be "
+                f"refreshed ({state.last_error or 'the cached set is stale'})"
+            )
         raise KeyNotFound("no key in the issuer's JWK Set has the token's kid")
     return keys.select(kid)
 

@@ -14,13 +14,18 @@ signature, the policy). There is no second, async copy of the verification
 code to keep in step.
 
 The caching rules are those of :mod:`jwtward.keys.remote`, shared with the sync
-client. One fetch is in flight at a time: an ``asyncio.Lock`` serializes them,
+client. One fetch is in flight at a time per event loop: it runs as a task of
+its own that every caller needing it joins through ``asyncio.shield``, so a
+cancelled caller never cuts a fetch short nor leaves the cooldown unstarted,
 and a task that needed a fetch while another ran awaits it and decides again.
-The lock binds to the event loop that first contends for it, so use one client
-per event loop. As in the sync client, redirects are not followed, no proxy is
-read from the environment, no compression is asked for, the body is read in
-chunks only until it passes ``max_document_size`` (one network read past it at
-most), and the whole fetch is bounded by ``connect_timeout + read_timeout``.
+A lookup of a known ``kid`` whose set may still be served never waits for a
+fetch in flight. The client holds no loop-bound primitive, so it may be used
+from several event loops (``asyncio.run`` twice, a worker thread's loop).
+
+As in the sync client, redirects are not followed, no proxy is read from the
+environment, no compression is asked for, the body is read in chunks only until
+it passes ``max_document_size`` (one network read past it at most), and the
+whole fetch is bounded by ``connect_timeout + read_timeout``.
 
 The plain :meth:`~AsyncJWKSClient.select` (the :class:`~jwtward.KeySource`
 protocol) answers from the cache only and never does I/O; call
@@ -32,7 +37,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import ssl
+import weakref
 from collections.abc import Mapping
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +56,7 @@ from jwtward.keys.remote import (
     RemoteJWKSBase,
     choose_key,
     needs_fetch,
+    serves_without_fetch,
 )
 from jwtward.policy import Policy
 
@@ -94,7 +102,16 @@ async def fetch_async(
         return FetchFailure(str(exc))
     except (TimeoutError, httpx.TimeoutException):
         return FetchFailure("the JWKS endpoint timed out")
-    except (httpx.HTTPError, OSError, ValueError) as exc:
+    except (
+        httpx.HTTPError,
+        httpx.InvalidURL,
+        httpx.StreamError,
+        httpx.CookieConflict,
+        OSError,
+        ValueError,
+    ) as exc:
+        # Every other httpx refusal (a URL it will not send, a stream misuse)
+        # is a failed fetch too: no httpx exception may escape the client.
         return FetchFailure(f"the JWKS endpoint could not be read ({type(exc).__name__})")
 
 
@@ -107,24 +124,59 @@ class AsyncJWKSClient(RemoteJWKSBase):
 
     def _prepare(self) -> None:
         _httpx()
-        self._lock = asyncio.Lock()
         self._tls = self._options.tls_context()
+        # The fetch in flight, per running event loop: callers join it rather
+        # than start their own. An entry lives only while its fetch runs (a
+        # task refers to its loop, so a lasting entry would keep the loop).
+        self._inflight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def _fetch_now(self) -> None:
         now = self._clock()
+        # The attempt counts from its start: if this task is torn down before
+        # the answer (the loop closing), the cooldown has still begun, and an
+        # unknown kid meanwhile is "retry later", never "no such key".
+        self._state = replace(self._state, last_attempt=now, last_error="a fetch was interrupted")
         self._fetched(await fetch_async(self._url, self._options, self._tls), now)
+
+    def _running_fetch(self) -> asyncio.Task[None] | None:
+        return self._inflight.get(asyncio.get_running_loop())
+
+    def _start_fetch(self) -> asyncio.Task[None]:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._fetch_now())
+        self._inflight[loop] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self._inflight.get(loop) is done:
+                del self._inflight[loop]
+
+        task.add_done_callback(forget)
+        return task
+
+    async def _join(self, task: asyncio.Task[None]) -> None:
+        # Shielded: a caller that is cancelled (a request timeout, a client
+        # gone) leaves the fetch running to its end, so its outcome and the
+        # cooldown are recorded, and the next caller joins it instead of
+        # starting another.
+        await asyncio.shield(task)
 
     async def select_async(self, kid: str | None) -> Key:
         """The key for a token's ``kid``, fetching the JWK Set when the rules say so.
 
         Raises ``KeyNotFound`` when the issuer has no such key (after at most
         one refetch per cooldown) and ``KeySourceUnavailable`` when no key set
-        may be served.
+        may be served. A known ``kid`` in a servable set never waits for a
+        fetch another task started: it is answered from the cache meanwhile.
         """
+        running = self._running_fetch()
+        if running is not None:
+            if serves_without_fetch(self._state, self._options, self._clock(), kid):
+                return choose_key(self._state, self._options, self._clock(), kid)
+            await self._join(running)
         if needs_fetch(self._state, self._options, self._clock(), kid):
-            async with self._lock:
-                if needs_fetch(self._state, self._options, self._clock(), kid):
-                    await self._fetch_now()
+            await self._join(self._running_fetch() or self._start_fetch())
         return choose_key(self._state, self._options, self._clock(), kid)
 
     def select(self, kid: str | None) -> Key:
@@ -137,9 +189,11 @@ class AsyncJWKSClient(RemoteJWKSBase):
         Raises ``KeySourceUnavailable`` if this fetch failed (the last good set
         stays cached).
         """
-        async with self._lock:
-            await self._fetch_now()
-            return self._refreshed_keys()
+        running = self._running_fetch()
+        if running is not None:
+            await self._join(running)
+        await self._join(self._running_fetch() or self._start_fetch())
+        return self._refreshed_keys()
 
     async def decode(
         self,

@@ -14,15 +14,21 @@ fetched, refetched and kept stale-while-error by the rules of
 
 Lookups of a fresh, known ``kid`` take no lock. Fetches are serialized by one
 lock: a thread that needs a fetch while another fetches waits for it and then
-decides again, so concurrent requests cause one fetch, not one each.
+decides again, so concurrent requests cause one fetch, not one each. A lookup
+of a known ``kid`` whose set may still be served (fresh or within
+``max_staleness``) never waits: if another thread is fetching it is answered
+from the cache (stale-while-revalidate), so a hanging endpoint stalls at most
+the one thread that fetches, and that one for at most ``total_timeout``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
+import socket
+import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -39,6 +45,7 @@ from jwtward.keys.remote import (
     RemoteJWKSBase,
     choose_key,
     needs_fetch,
+    serves_without_fetch,
 )
 
 __all__ = ["JWKSClient"]
@@ -46,48 +53,109 @@ __all__ = ["JWKSClient"]
 _CHUNK = 64 * 1024
 
 
+class _Watchdog:
+    """Shuts the fetch's socket down when the whole-fetch deadline passes.
+
+    Socket timeouts bound each wait for data, not their sum: an endpoint that
+    sends one byte just inside every read timeout would hold a fetch (and the
+    fetch lock) indefinitely. One timer, started before connecting and always
+    cancelled, bounds the whole fetch; a reader blocked in ``recv`` wakes at
+    the shutdown, and :attr:`fired` tells the fetch to discard what it read.
+    """
+
+    __slots__ = ("_fired", "_guard", "_sock", "_timer")
+
+    def __init__(self, seconds: float) -> None:
+        self._guard = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    @property
+    def fired(self) -> bool:
+        return self._fired
+
+    def watch(self, sock: socket.socket) -> None:
+        """Guard ``sock``; shut it down at once if the deadline already passed."""
+        with self._guard:
+            self._sock = sock
+            if self._fired:
+                _shutdown(sock)
+
+    def _fire(self) -> None:
+        with self._guard:
+            self._fired = True
+            if self._sock is not None:
+                _shutdown(self._sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for a TLS socket: its own shutdown
+    # would tear down the TLS state under the reading thread's feet.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _HTTPConnection(http.client.HTTPConnection):
     """Connects within the connect timeout, then waits for data within the read timeout."""
 
-    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_timeout: float, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_timeout = read_timeout
+        self._watchdog = watchdog
 
     def connect(self) -> None:
         super().connect()
         self.sock.settimeout(self._read_timeout)
+        self._watchdog.watch(self.sock)
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
     """As :class:`_HTTPConnection`, after the TLS handshake."""
 
-    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, read_timeout: float, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_timeout = read_timeout
+        self._watchdog = watchdog
 
     def connect(self) -> None:
         super().connect()
         self.sock.settimeout(self._read_timeout)
+        self._watchdog.watch(self.sock)
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, read_timeout: float) -> None:
+    def __init__(self, read_timeout: float, watchdog: _Watchdog) -> None:
         super().__init__()
         self._read_timeout = read_timeout
+        self._watchdog = watchdog
 
     def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        connection = functools.partial(_HTTPConnection, read_timeout=self._read_timeout)
+        connection = functools.partial(
+            _HTTPConnection, read_timeout=self._read_timeout, watchdog=self._watchdog
+        )
         return self.do_open(connection, req)
 
 
 class _HTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, options: JWKSOptions) -> None:
+    def __init__(self, options: JWKSOptions, tls: ssl.SSLContext, watchdog: _Watchdog) -> None:
         super().__init__()
         self._read_timeout = options.read_timeout
-        self._tls = options.tls_context()
+        self._tls = tls
+        self._watchdog = watchdog
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        connection = functools.partial(_HTTPSConnection, read_timeout=self._read_timeout)
+        connection = functools.partial(
+            _HTTPSConnection, read_timeout=self._read_timeout, watchdog=self._watchdog
+        )
         return self.do_open(connection, req, context=self._tls)
 
 
@@ -98,38 +166,45 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _opener(options: JWKSOptions) -> urllib.request.OpenerDirector:
+def _opener(
+    options: JWKSOptions, tls: ssl.SSLContext, watchdog: _Watchdog
+) -> urllib.request.OpenerDirector:
+    """An opener for one fetch, its connections guarded by that fetch's watchdog."""
     return urllib.request.build_opener(
         urllib.request.ProxyHandler({}),
         _NoRedirect(),
-        _HTTPHandler(options.read_timeout),
-        _HTTPSHandler(options),
+        _HTTPHandler(options.read_timeout, watchdog),
+        _HTTPSHandler(options, tls, watchdog),
     )
 
 
-def _read_body(response: http.client.HTTPResponse, limit: int, deadline: float) -> bytes:
+def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
     body = BoundedBody(limit)
     body.check_declared(response.headers.get("Content-Length"))
     while True:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the JWKS endpoint is too slow")
-        # read1 waits for data at most once, so each call is bounded by the
-        # read timeout and the deadline check above bounds the whole body.
         chunk = response.read1(min(body.want(), _CHUNK))
         if not chunk:
             return body.value()
         body.add(chunk)
 
 
-def fetch(
+def fetch(url: str, options: JWKSOptions, tls: ssl.SSLContext) -> HTTPResult | FetchFailure:
+    """One GET of the JWK Set within ``total_timeout``; every fault is a ``FetchFailure``."""
+    with _Watchdog(options.total_timeout) as watchdog:
+        outcome = _get(url, options, _opener(options, tls, watchdog))
+    if watchdog.fired:
+        # Whatever was read may be cut short by the shutdown: never judge it.
+        return FetchFailure("the JWKS endpoint timed out")
+    return outcome
+
+
+def _get(
     url: str, options: JWKSOptions, opener: urllib.request.OpenerDirector
 ) -> HTTPResult | FetchFailure:
-    """One GET of the JWK Set; every network fault becomes a ``FetchFailure``."""
-    deadline = time.monotonic() + options.total_timeout
     request = urllib.request.Request(url, headers=REQUEST_HEADERS, method="GET")  # noqa: S310
     try:
         with opener.open(request, timeout=options.connect_timeout) as response:
-            body = _read_body(response, options.max_document_size, deadline)
+            body = _read_body(response, options.max_document_size)
             return HTTPResult(response.status, response.headers.get("Cache-Control"), body)
     except urllib.error.HTTPError as exc:
         exc.close()
@@ -157,20 +232,32 @@ class JWKSClient(RemoteJWKSBase):
 
     def _prepare(self) -> None:
         self._lock = threading.Lock()
-        self._opener = _opener(self._options)
+        self._tls = self._options.tls_context()
+
+    def _fetch_now(self) -> None:
+        now = self._clock()
+        self._fetched(fetch(self._url, self._options, self._tls), now)
 
     def select(self, kid: str | None) -> Key:
         """The key for a token's ``kid`` (a :class:`~jwtward.KeySource`).
 
         Raises ``KeyNotFound`` when the issuer has no such key (after at most
         one refetch per cooldown) and ``KeySourceUnavailable`` when no key set
-        may be served.
+        may be served. A known ``kid`` in a servable set never waits for
+        another thread's fetch: it is answered from the cache meanwhile.
         """
         if needs_fetch(self._state, self._options, self._clock(), kid):
-            with self._lock:
-                now = self._clock()
-                if needs_fetch(self._state, self._options, now, kid):
-                    self._fetched(fetch(self._url, self._options, self._opener), now)
+            if serves_without_fetch(self._state, self._options, self._clock(), kid):
+                if self._lock.acquire(blocking=False):
+                    try:
+                        if needs_fetch(self._state, self._options, self._clock(), kid):
+                            self._fetch_now()
+                    finally:
+                        self._lock.release()
+            else:
+                with self._lock:
+                    if needs_fetch(self._state, self._options, self._clock(), kid):
+                        self._fetch_now()
         return choose_key(self._state, self._options, self._clock(), kid)
 
     def refresh(self) -> KeySet:
@@ -180,6 +267,5 @@ class JWKSClient(RemoteJWKSBase):
         stays cached). Useful at startup, to fail fast on a wrong URL.
         """
         with self._lock:
-            now = self._clock()
-            self._fetched(fetch(self._url, self._options, self._opener), now)
+            self._fetch_now()
             return self._refreshed_keys()
