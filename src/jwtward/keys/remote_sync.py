@@ -105,7 +105,8 @@ def _shutdown(sock: socket.socket) -> None:
 
 
 class _HTTPConnection(http.client.HTTPConnection):
-    """Connects within the connect timeout, then waits for data within the read timeout."""
+    """Connects within the connect timeout, then waits for data within the read
+    timeout, under the fetch's watchdog (for HTTPS: after the TLS handshake)."""
 
     def __init__(self, *args: Any, read_timeout: float, watchdog: _Watchdog, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,18 +119,8 @@ class _HTTPConnection(http.client.HTTPConnection):
         self._watchdog.watch(self.sock)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """As :class:`_HTTPConnection`, after the TLS handshake."""
-
-    def __init__(self, *args: Any, read_timeout: float, watchdog: _Watchdog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._read_timeout = read_timeout
-        self._watchdog = watchdog
-
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self._read_timeout)
-        self._watchdog.watch(self.sock)
+class _HTTPSConnection(_HTTPConnection, http.client.HTTPSConnection):
+    """As :class:`_HTTPConnection`; HTTPSConnection.connect wraps the socket in TLS."""
 
 
 class _HTTPHandler(urllib.request.HTTPHandler):
