@@ -10,12 +10,13 @@ every library instead, so that one row always compares libraries on one clock.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import itertools
 import math
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,23 @@ def source_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head
+
+
+def parse_args(
+    argv: Sequence[str] | None, description: str | None, algs_example: str
+) -> tuple[argparse.Namespace, Settings]:
+    """The options every benchmark takes, and the timing settings they give."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="short run: 3 rounds, short batches")
+    parser.add_argument("--algs", help=f"comma-separated algs, e.g. {algs_example}")
+    parser.add_argument("--json", action="store_true", help="print results as JSON only")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
+    parser.add_argument(
+        "--batch-seconds", type=float, help="duration of one batch (default 0.1, quick 0.02)"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings(
+        rounds=args.rounds or (3 if args.quick else 5),
+        batch_seconds=args.batch_seconds or (0.02 if args.quick else 0.1),
+    )
+    return args, settings

@@ -20,7 +20,6 @@ every library instead, and marked so. Run from the repository root::
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import sys
@@ -33,7 +32,7 @@ from typing import Any
 import jwt
 from jwt import PyJWK
 
-from _timing import MAX_ATTEMPTS, Noise, Settings, measure, source_revision
+from _timing import MAX_ATTEMPTS, Noise, Settings, measure, parse_args, source_revision
 from jwtward import Key, jws
 
 KID = "bench-key-2026"
@@ -381,24 +380,9 @@ def select_cases(spec: str | None) -> list[Case]:
     return chosen
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="short run: 3 rounds, short batches")
-    parser.add_argument("--algs", help="comma-separated algs, e.g. HS256,ES256,EdDSA/Ed448")
-    parser.add_argument("--json", action="store_true", help="print results as JSON only")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
-    parser.add_argument(
-        "--batch-seconds", type=float, help="duration of one batch (default 0.1, quick 0.02)"
-    )
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = Settings(
-        rounds=args.rounds or (3 if args.quick else 5),
-        batch_seconds=args.batch_seconds or (0.02 if args.quick else 0.1),
-    )
+    description = __doc__.split("\n\n")[0] if __doc__ else None
+    args, settings = parse_args(argv, description, "HS256,ES256,EdDSA/Ed448")
     cases = select_cases(args.algs)
     # Peers warn on some algs (EdDSA deprecation and the like); the warning
     # machinery still runs on each call, only the printing is silenced.
