@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -163,6 +162,13 @@ class FileKeyStore:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        try:
+            # Imported here: POSIX only, and `import jwtward` must work anywhere.
+            import fcntl  # noqa: PLC0415
+        except ImportError:
+            raise StoreError(
+                "FileKeyStore needs POSIX file locks; use SQLiteKeyStore on this platform"
+            ) from None
         try:
             fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
