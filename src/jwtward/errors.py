@@ -13,6 +13,7 @@ __all__ = [
     "AlgorithmMismatch",
     "ClaimError",
     "DecodeError",
+    "DecryptionFailed",
     "ExpiredToken",
     "InvalidArgument",
     "InvalidClaim",
@@ -159,3 +160,15 @@ class KeySourceUnavailable(JWTWardError):
     """
 
     status_code = 503
+
+
+# -- encrypted tokens (JWE), also ``invalid_token`` ----------------------------
+
+
+class DecryptionFailed(InvalidToken):
+    """An encrypted token's content could not be decrypted and authenticated.
+
+    One type and one message for every cause (wrong key or CEK length, wrong
+    IV or tag length, a tag that does not verify, bad padding, garbage input):
+    telling them apart would hand an attacker a padding or MAC oracle.
+    """
