@@ -357,3 +357,27 @@ def test_keys_that_cannot_unwrap_are_refused_as_misuse() -> None:
         new_cek(Key.generate("ES256"), "A256GCM")
     with pytest.raises(InvalidArgument):
         wrap_cek(Key.generate("A128KW"), bytes(16), "A256GCM")
+
+
+def test_unwrap_failures_carry_no_chained_cause() -> None:
+    """The one DecryptionFailed keeps no __context__ that would tell a log
+    which check failed (a bad point, a bad tag, a bad unwrap)."""
+    from jwtward import Key
+    from jwtward.errors import DecryptionFailed
+    from jwtward.jose import key_management as km
+
+    recipient = Key.generate("ECDH-ES")
+    off_curve = {"kty": "EC", "crv": "P-256", "x": "A" * 43, "y": "A" * 43}
+    kw = Key.generate("A128KW")
+    gcm = Key.generate("A128GCMKW")
+    calls = [
+        lambda: km.unwrap_cek(recipient, b"", {"alg": "ECDH-ES", "epk": off_curve}, "A128GCM"),
+        lambda: km.unwrap_cek(kw, bytes(24), {"alg": "A128KW"}, "A128GCM"),
+        lambda: km.unwrap_cek(
+            gcm, bytes(16), {"alg": "A128GCMKW", "iv": "A" * 16, "tag": "A" * 22}, "A128GCM"
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(DecryptionFailed) as info:
+            call()
+        assert info.value.__context__ is None and info.value.__cause__ is None

@@ -22,6 +22,7 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 from dataclasses import dataclass
@@ -148,10 +149,11 @@ def decrypt(enc: str, cek: bytes, iv: bytes, ciphertext: bytes, tag: bytes, *, a
     if len(cek) != spec.key_size or len(iv) != spec.iv_size or len(tag) != spec.tag_size:
         raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE)
     if spec.mac_hash is None:
-        try:
+        # Suppressed, then raised outside the handler: no __context__ on the
+        # error tells a log which check failed.
+        with contextlib.suppress(InvalidTag, ValueError):
             return AESGCM(cek).decrypt(iv, ciphertext + tag, aad)
-        except (InvalidTag, ValueError):
-            raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE) from None
+        raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE)
     return _cbc_hmac_decrypt(
         spec, spec.mac_hash, cek, iv=iv, ciphertext=ciphertext, tag=tag, aad=aad
     )
@@ -178,10 +180,9 @@ def _cbc_hmac_decrypt(
     decryptor = Cipher(algorithms.AES(enc_key), modes.CBC(iv)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
     unpadder = padding.PKCS7(_AES_BLOCK_BITS).unpadder()
-    try:
+    with contextlib.suppress(ValueError):
         return unpadder.update(padded) + unpadder.finalize()
-    except ValueError:
-        raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE) from None
+    raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE)
 
 
 def _split_cek(spec: ContentEncryption, cek: bytes) -> tuple[bytes, bytes]:

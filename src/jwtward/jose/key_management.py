@@ -30,6 +30,7 @@ Decisions on what the standards leave open:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Mapping
@@ -122,10 +123,9 @@ def aes_key_unwrap_cek(kek: bytes, wrapped: bytes) -> bytes:
     """The key inside ``wrapped``; any failure (or a key under 16 bytes) is DecryptionFailed."""
     if len(wrapped) < MIN_WRAPPED_KEY_BYTES + 8:
         raise _failed()
-    try:
+    with contextlib.suppress(InvalidUnwrap, ValueError):
         return aes_key_unwrap(kek, wrapped)
-    except (InvalidUnwrap, ValueError):
-        raise _failed() from None
+    raise _failed()
 
 
 # -- AES-GCM key wrap (RFC 7518 §4.7) --------------------------------------------
@@ -145,10 +145,9 @@ def aes_gcm_unwrap(kek: bytes, encrypted_key: bytes, header: Mapping[str, Any]) 
     tag = _header_bytes(header, "tag")
     if len(iv) != _GCM_IV_BYTES or len(tag) != _GCM_TAG_BYTES:
         raise _failed()
-    try:
+    with contextlib.suppress(InvalidTag, ValueError):
         return AESGCM(kek).decrypt(iv, encrypted_key + tag, None)
-    except (InvalidTag, ValueError):
-        raise _failed() from None
+    raise _failed()
 
 
 def _header_bytes(header: Mapping[str, Any], name: str, *, required: bool = True) -> bytes:
@@ -157,10 +156,9 @@ def _header_bytes(header: Mapping[str, Any], name: str, *, required: bool = True
         return b""
     if not isinstance(value, str):
         raise _failed()
-    try:
+    with contextlib.suppress(DecodeError):
         return b64decode(value)
-    except DecodeError:
-        raise _failed() from None
+    raise _failed()
 
 
 # -- RSA-OAEP (RFC 7518 §4.3) -----------------------------------------------------
@@ -189,10 +187,9 @@ def rsa_oaep_decrypt(key: Key, encrypted_key: bytes) -> bytes:
     material = key.cryptography_key()
     if key.alg not in _OAEP_HASHES or not isinstance(material, rsa.RSAPrivateKey):
         raise KeyUsageError(f"{key.alg} decryption needs an RSA-OAEP private key")
-    try:
+    with contextlib.suppress(ValueError):
         return material.decrypt(encrypted_key, _oaep(key.alg))
-    except ValueError:
-        raise _failed() from None
+    raise _failed()
 
 
 # -- ECDH-ES (RFC 7518 §4.6) ---------------------------------------------------------
@@ -223,7 +220,8 @@ def concat_kdf(
 
 def _exchange(private: _EcdhPrivate, public: Material) -> bytes:
     """Raw ECDH; the two keys must be on one curve, an all-zero secret is refused."""
-    try:
+    # pyca/cryptography's refusal of an all-zero X25519/X448 secret.
+    with contextlib.suppress(ValueError):
         if isinstance(private, ec.EllipticCurvePrivateKey):
             if not (
                 isinstance(public, ec.EllipticCurvePublicKey)
@@ -238,9 +236,7 @@ def _exchange(private: _EcdhPrivate, public: Material) -> bytes:
         if not isinstance(public, x448.X448PublicKey):
             raise _failed()
         return private.exchange(public)
-    except ValueError:
-        # pyca/cryptography's refusal of an all-zero X25519/X448 secret.
-        raise _failed() from None
+    raise _failed()
 
 
 def ecdh_es_agree(key: Key, epk: object) -> bytes:
@@ -252,10 +248,11 @@ def ecdh_es_agree(key: Key, epk: object) -> bytes:
         raise KeyUsageError(f"{key.alg} decryption needs an ECDH-ES private key")
     if not isinstance(epk, Mapping) or epk.get("kty") not in ("EC", "OKP"):
         raise _failed()
-    try:
+    public = None
+    with contextlib.suppress(JWTWardError, ValueError, TypeError):
         public = material_from_jwk(epk, public_only=True)
-    except (JWTWardError, ValueError, TypeError):
-        raise _failed() from None
+    if public is None:
+        raise _failed()  # raised outside any handler: no __context__ to leak
     return _exchange(private, public)
 
 
