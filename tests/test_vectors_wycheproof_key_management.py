@@ -381,3 +381,17 @@ def test_unwrap_failures_carry_no_chained_cause() -> None:
         with pytest.raises(DecryptionFailed) as info:
             call()
         assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("member", ["apu", "apv"])
+def test_a_null_apu_or_apv_is_malformed_not_absent(member: str) -> None:
+    from jwtward import Key
+    from jwtward.errors import DecryptionFailed
+    from jwtward.jose import key_management as km
+
+    recipient = Key.generate("ECDH-ES")
+    cek, encrypted, params = km.new_cek(recipient.public_key(), "A128GCM")
+    header = {"alg": "ECDH-ES", **params}
+    assert km.unwrap_cek(recipient, encrypted, header, "A128GCM") == cek
+    with pytest.raises(DecryptionFailed):
+        km.unwrap_cek(recipient, encrypted, header | {member: None}, "A128GCM")

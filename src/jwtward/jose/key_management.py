@@ -151,9 +151,9 @@ def aes_gcm_unwrap(kek: bytes, encrypted_key: bytes, header: Mapping[str, Any]) 
 
 
 def _header_bytes(header: Mapping[str, Any], name: str, *, required: bool = True) -> bytes:
+    if name not in header and not required:
+        return b""  # absent; a present null is malformed, as any non-string
     value = header.get(name)
-    if value is None and not required:
-        return b""
     if not isinstance(value, str):
         raise _failed()
     with contextlib.suppress(DecodeError):
