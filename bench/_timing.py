@@ -13,12 +13,15 @@ from __future__ import annotations
 import argparse
 import gc
 import itertools
+import json
 import math
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 __all__ = [
     "BUSY_STREAK",
@@ -173,3 +176,37 @@ def parse_args(
         batch_seconds=args.batch_seconds or (0.02 if args.quick else 0.1),
     )
     return args, settings
+
+
+CaseT = TypeVar("CaseT")
+ResultT = TypeVar("ResultT")
+
+
+def run_cases(
+    cases: Sequence[CaseT],
+    bench_case: Callable[[CaseT, Settings, Noise], list[ResultT]],
+    settings: Settings,
+    *,
+    as_json: bool,
+    print_header: Callable[[Settings], None],
+    print_row: Callable[[ResultT], None],
+    print_summary: Callable[[list[ResultT], Noise], None],
+    to_json: Callable[[list[ResultT], Settings, Noise], object],
+) -> int:
+    """Measure every case, printing rows as they come (or JSON at the end)."""
+    if not as_json:
+        print_header(settings)
+    results: list[ResultT] = []
+    noise = Noise()
+    for case in cases:
+        case_results = bench_case(case, settings, noise)
+        results.extend(case_results)
+        if not as_json:
+            for result in case_results:
+                print_row(result)
+    if as_json:
+        json.dump(to_json(results, settings, noise), sys.stdout, indent=2)
+        print()
+    else:
+        print_summary(results, noise)
+    return 0

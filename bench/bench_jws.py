@@ -32,7 +32,15 @@ from typing import Any
 import jwt
 from jwt import PyJWK
 
-from _timing import MAX_ATTEMPTS, Noise, Settings, measure, parse_args, source_revision
+from _timing import (
+    MAX_ATTEMPTS,
+    Noise,
+    Settings,
+    measure,
+    parse_args,
+    run_cases,
+    source_revision,
+)
 from jwtward import Key, jws
 
 KID = "bench-key-2026"
@@ -387,22 +395,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Peers warn on some algs (EdDSA deprecation and the like); the warning
     # machinery still runs on each call, only the printing is silenced.
     warnings.simplefilter("ignore")
-    if not args.json:
-        print_header(settings)
-    results: list[Result] = []
-    noise = Noise()
-    for case in cases:
-        case_results = bench_case(case, settings, noise)
-        results.extend(case_results)
-        if not args.json:
-            for result in case_results:
-                print_row(result)
-    if args.json:
-        json.dump(as_json(results, settings, noise), sys.stdout, indent=2)
-        print()
-    else:
-        print_summary(results, noise)
-    return 0
+    return run_cases(
+        cases,
+        bench_case,
+        settings,
+        as_json=args.json,
+        print_header=print_header,
+        print_row=print_row,
+        print_summary=print_summary,
+        to_json=as_json,
+    )
 
 
 if __name__ == "__main__":

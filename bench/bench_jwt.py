@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from _timing import MAX_ATTEMPTS, Noise, Settings, measure, parse_args, source_revision
+from _timing import (
+    MAX_ATTEMPTS,
+    Noise,
+    Settings,
+    measure,
+    parse_args,
+    run_cases,
+    source_revision,
+)
 from jwtward import Key, Policy
 from jwtward import jwt as jwtward_jwt
 
@@ -468,22 +476,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True):
         import authlib.jose  # noqa: F401
     warnings.simplefilter("ignore")
-    if not args.json:
-        print_header(settings)
-    results: list[Result] = []
-    noise = Noise()
-    for case in cases:
-        case_results = bench_case(case, settings, noise)
-        results.extend(case_results)
-        if not args.json:
-            for result in case_results:
-                print_row(result)
-    if args.json:
-        json.dump(as_json(results, settings, noise), sys.stdout, indent=2)
-        print()
-    else:
-        print_summary(results, noise)
-    return 0
+    return run_cases(
+        cases,
+        bench_case,
+        settings,
+        as_json=args.json,
+        print_header=print_header,
+        print_row=print_row,
+        print_summary=print_summary,
+        to_json=as_json,
+    )
 
 
 if __name__ == "__main__":
