@@ -4,7 +4,7 @@ The safe way is the short way: keys carry their algorithm, decoding is strict,
 and every refusal is a typed :class:`JWTWardError`.
 """
 
-from jwtward import errors, jws, jwt
+from jwtward import errors, jwe, jws, jwt
 from jwtward.errors import JWTWardError
 from jwtward.jose.keys import Key
 from jwtward.jose.keyset import KeySet, KeySource
@@ -20,6 +20,7 @@ __all__ = [
     "Policy",
     "RotationPolicy",
     "errors",
+    "jwe",
     "jws",
     "jwt",
 ]

@@ -22,8 +22,8 @@ from jwtward.errors import (
     KeyNotFound,
     KeyUsageError,
     MalformedToken,
-    TokenTooLarge,
 )
+from jwtward.jose.compact import DEFAULT_MAX_TOKEN_LENGTH, split_compact, to_ascii_bytes
 from jwtward.jose.headers import (
     FORBIDDEN_HEADERS,
     HeaderCache,
@@ -42,7 +42,6 @@ __all__ = [
     "verify",
 ]
 
-DEFAULT_MAX_TOKEN_LENGTH = 8192
 _RESERVED_BY_KEY = ("alg", "kid")
 _MEMO_LIMIT = 16
 
@@ -136,35 +135,6 @@ def sign(payload: bytes, key: Key, *, headers: Mapping[str, Any] | None = None) 
 # -- verification ---------------------------------------------------------------
 
 
-def _to_ascii_bytes(token: object, max_length: int) -> bytes:
-    """The token as ASCII bytes, refused by length before anything is copied."""
-    if type(max_length) is not int or max_length < 0:
-        raise InvalidArgument("max_length must be a non-negative int")
-    if isinstance(token, str):
-        if len(token) > max_length:
-            raise TokenTooLarge(f"token is longer than {max_length} characters")
-        try:
-            return token.encode("ascii")
-        except UnicodeEncodeError:
-            raise MalformedToken("token is not ASCII") from None
-    if isinstance(token, bytes | bytearray | memoryview):
-        size = token.nbytes if isinstance(token, memoryview) else len(token)
-        if size > max_length:
-            raise TokenTooLarge(f"token is longer than {max_length} bytes")
-        raw = bytes(token)
-        if not raw.isascii():
-            raise MalformedToken("token is not ASCII")
-        return raw
-    raise MalformedToken(f"token must be str or bytes, got {type(token).__name__}")
-
-
-def _split(raw: bytes) -> list[bytes]:
-    parts = raw.split(b".")
-    if len(parts) != 3:
-        raise MalformedToken(f"a compact JWS has 3 segments, this token has {min(len(parts), 99)}")
-    return parts
-
-
 def _check_signature_header(header: ProtectedHeader) -> None:
     if not header.alg.is_signature:
         raise InvalidHeader(f"alg {header.alg.name} is not a signature algorithm")
@@ -179,8 +149,8 @@ def decode(
     max_length: int = DEFAULT_MAX_TOKEN_LENGTH,
 ) -> VerifiedJWS:
     """Verify a compact JWS and return its header, payload and verifying key."""
-    raw = _to_ascii_bytes(token, max_length)
-    header_b64, payload_b64, signature_b64 = _split(raw)
+    raw = to_ascii_bytes(token, max_length)
+    header_b64, payload_b64, signature_b64 = split_compact(raw, 3, "JWS")
     header = _VERIFIED_HEADERS.get(header_b64)
     seen_before = header is not None
     if header is None:
@@ -232,7 +202,7 @@ def unverified_header(
     For routing only (for example, picking a key set by ``kid``); never trust
     it for anything else.
     """
-    header_b64, _payload, _signature = _split(_to_ascii_bytes(token, max_length))
+    header_b64, _payload, _signature = split_compact(to_ascii_bytes(token, max_length), 3, "JWS")
     header = parse_protected_header(header_b64)
     _check_signature_header(header)
     return header.params

@@ -5,6 +5,13 @@
 signature and applies the whole :class:`~jwtward.policy.Policy` in one call:
 there is no way to check the signature without the claims or the claims
 without the signature.
+
+Confidential claims travel as a nested JWT (RFC 7519 §5.2): ``encode(...,
+encrypt_to=key)`` signs, then encrypts the JWS with ``cty: "JWT"``;
+``decode(..., decrypt_with=keys)`` decrypts, then requires a signed JWT
+inside. An encrypted token is never accepted in place of a signed one: there
+are no "encrypted but unsigned" tokens, and where ``decrypt_with`` is given a
+plain JWS is refused.
 """
 
 from __future__ import annotations
@@ -15,13 +22,14 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from jwtward import jws
+from jwtward import jwe, jws
 from jwtward.codecs import DEFAULT_MAX_DEPTH, dumps, is_numeric_date, loads_object
 from jwtward.errors import (
     DecodeError,
     ExpiredToken,
     InvalidArgument,
     InvalidClaim,
+    InvalidHeader,
     InvalidType,
     MalformedToken,
     MissingClaim,
@@ -78,12 +86,21 @@ def encode(
     lifetime: timedelta = DEFAULT_LIFETIME,
     headers: Mapping[str, Any] | None = None,
     clock: Callable[[], float] = time.time,
+    encrypt_to: Key | None = None,
+    enc: str | None = None,
 ) -> str:
-    """Sign ``claims`` as a JWT with ``key``.
+    """Sign ``claims`` as a JWT with ``key``; with ``encrypt_to``, encrypt it too.
 
     ``iat`` (now), ``exp`` (``iat + lifetime``) and ``jti`` (128 random bits)
     are added unless ``claims`` has them. ``typ`` goes in the protected header.
+    With ``encrypt_to`` (an encryption key), the signed JWT is encrypted to it
+    as a nested JWT: ``cty: "JWT"`` and the same ``typ`` in the JWE header,
+    content encryption ``enc`` (default A256GCM).
     """
+    if encrypt_to is None and enc is not None:
+        raise InvalidArgument("enc applies only with encrypt_to")
+    if encrypt_to is not None and not isinstance(encrypt_to, Key):
+        raise InvalidArgument(f"encrypt_to must be a Key, got {type(encrypt_to).__name__}")
     if type(claims) is not dict and not isinstance(claims, Mapping):
         raise InvalidArgument(f"claims must be a mapping, got {type(claims).__name__}")
     if type(lifetime) is not timedelta or lifetime <= _ZERO:
@@ -110,7 +127,12 @@ def encode(
     except DecodeError as exc:
         raise InvalidArgument(f"claims: {exc}") from None
     header = {"typ": typ} if headers is None else {**headers, "typ": typ}
-    return jws.sign(payload, key, headers=header)
+    signed = jws.sign(payload, key, headers=header)
+    if encrypt_to is None:
+        return signed
+    return jwe.encrypt(
+        signed.encode("ascii"), encrypt_to, enc=enc, headers={"cty": "JWT", "typ": typ}
+    )
 
 
 # -- decoding -------------------------------------------------------------------
@@ -191,8 +213,14 @@ def decode(
     policy: Policy | None = None,
     *,
     max_length: int = jws.DEFAULT_MAX_TOKEN_LENGTH,
+    decrypt_with: Key | KeySet | KeySource | None = None,
 ) -> dict[str, Any]:
     """Verify a JWT and apply ``policy`` (default: ``Policy()``); return its claims.
+
+    With ``decrypt_with``, the token must be a nested JWT: a JWE (decrypted
+    with those keys) whose content is a JWT signed by one of ``keys``. The
+    policy's ``typ`` applies to the signed JWT, and to the JWE header too
+    when that carries a ``typ``.
 
     Raises an :class:`~jwtward.errors.InvalidToken` subclass for any token that
     must not be accepted: bad signature, wrong type, expired, not yet valid,
@@ -202,6 +230,8 @@ def decode(
         policy = _DEFAULT_POLICY
     elif not isinstance(policy, Policy):
         raise InvalidArgument(f"policy must be a Policy, got {type(policy).__name__}")
+    if decrypt_with is not None:
+        token = _open_envelope(token, decrypt_with, policy, max_length)
     verified = jws.decode(token, keys, max_length=max_length)
     _check_type(verified.header, policy)
     try:
@@ -210,3 +240,22 @@ def decode(
         raise MalformedToken(f"claims: {exc}") from None
     _check_claims(claims, policy)
     return claims
+
+
+def _open_envelope(
+    token: str | bytes,
+    decrypt_with: Key | KeySet | KeySource,
+    policy: Policy,
+    max_length: int,
+) -> bytes:
+    """The signed JWT inside a nested JWT; anything else inside is refused."""
+    decrypted = jwe.decode(token, decrypt_with, max_length=max_length)
+    cty = decrypted.header.get("cty")
+    # RFC 7519 §5.2: cty "JWT" (compared without case, as media types are).
+    if not isinstance(cty, str) or cty.upper() != "JWT":
+        raise InvalidHeader("an encrypted token must carry a signed JWT (cty 'JWT')")
+    if "typ" in decrypted.header:
+        _check_type(decrypted.header, policy)
+    if decrypted.plaintext.count(b".") != 2:
+        raise MalformedToken("the encrypted token does not hold a signed JWT")
+    return decrypted.plaintext

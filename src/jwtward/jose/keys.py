@@ -32,6 +32,7 @@ from jwtward.jose.algorithms import (
     algorithm,
     describe,
 )
+from jwtward.jose.content_encryption import CONTENT_ENCRYPTIONS
 from jwtward.jose.key_checks import (
     OPS_BY_USE,
     PUBLIC_OPS,
@@ -46,6 +47,19 @@ __all__ = ["MAX_SECRET_BITS", "Key", "MissingAlgorithm", "keys_of"]
 
 MAX_SECRET_BITS = 8192
 
+# The enc a dir key serves when none is named. A dir key *is* the CEK, so it is
+# bound to exactly one enc (one key = one alg): a 32-byte key made for A256GCM
+# never decrypts A128CBC-HS256 content. 32 bytes fit both; AES-GCM is the default.
+DIR_DEFAULT_ENC = {
+    16: "A128GCM",
+    24: "A192GCM",
+    32: "A256GCM",
+    48: "A192CBC-HS384",
+    64: "A256CBC-HS512",
+}
+_ENCRYPT_OPS = frozenset({"encrypt", "wrapKey", "deriveKey", "deriveBits"})
+_DECRYPT_OPS = frozenset({"decrypt", "unwrapKey", "deriveKey", "deriveBits"})
+
 
 def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Material:
     kty = spec.ktys[0] if crv is None or crv in EC_CURVES else "OKP"
@@ -53,7 +67,7 @@ def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Ma
         if size is not None:
             length = size // 8
         elif spec.secret_sizes is not None:
-            # dir keys are CEKs: 32 bytes fits A256GCM and A128CBC-HS256.
+            # dir keys are CEKs: 32 bytes, bound to A256GCM unless enc= says otherwise.
             length = 32 if spec.name == "dir" else spec.secret_sizes[0]
         else:
             length = spec.min_secret
@@ -86,8 +100,11 @@ class Key:
     """
 
     __slots__ = (
+        "_can_decrypt",
+        "_can_encrypt",
         "_can_sign",
         "_can_verify",
+        "_enc",
         "_has_private",
         "_header_memo",
         "_key_ops",
@@ -106,6 +123,9 @@ class Key:
     _has_private: bool
     _can_sign: bool
     _can_verify: bool
+    _can_encrypt: bool
+    _can_decrypt: bool
+    _enc: str | None
     _thumbprint: str | None
     # Encoded protected headers already made for this key, memoized by the
     # jws module (a key signs with the same few headers over and over).
@@ -127,8 +147,10 @@ class Key:
         *,
         kid: str | None = None,
         key_ops: object = None,
+        enc: str | None = None,
     ) -> Key:
         check_strength(spec, material)
+        bound_enc = _bind_enc(spec, material, enc)
         ops = check_key_ops(key_ops, spec.use)
         key = object.__new__(cls)
         key._spec = spec
@@ -146,19 +168,33 @@ class Key:
                 raise KeyUsageError(f"key_ops {sorted(ops or ())} need a private key")
         key._can_sign = key._signer is not None and key._has_private and "sign" in permitted
         key._can_verify = key._signer is not None and "verify" in permitted
+        is_enc = spec.use == "enc"
+        key._can_encrypt = is_enc and bool(permitted & _ENCRYPT_OPS)
+        key._can_decrypt = is_enc and key._has_private and bool(permitted & _DECRYPT_OPS)
+        key._enc = bound_enc
         return key
 
     @classmethod
     def generate(
-        cls, alg: str, *, kid: str | None = None, size: int | None = None, crv: str | None = None
+        cls,
+        alg: str,
+        *,
+        kid: str | None = None,
+        size: int | None = None,
+        crv: str | None = None,
+        enc: str | None = None,
     ) -> Key:
         """A fresh key for ``alg``.
 
         ``size`` is in bits (RSA: default 2048, at least 2048; oct: default the
         minimum the algorithm allows). ``crv`` picks the curve where an alg
         allows several (EdDSA: Ed25519 by default; ECDH-ES: P-256 by default).
+        ``enc`` binds a ``dir`` key to its content encryption (default A256GCM)
+        and sizes it to match.
         """
         spec = algorithm(alg)
+        if enc is not None and size is None and spec.name == "dir" and enc in CONTENT_ENCRYPTIONS:
+            size = CONTENT_ENCRYPTIONS[enc].key_size * 8
         if size is not None:
             if type(size) is not int or size <= 0 or size % 8:
                 raise InvalidArgument("size must be a positive number of bits, a multiple of 8")
@@ -171,17 +207,24 @@ class Key:
                 raise InvalidArgument("crv must be a curve name")
             if not spec.curves:
                 raise InvalidArgument(f"crv does not apply to {spec.name}")
-        return cls._build(spec, _generate_material(spec, size, crv), kid=kid)
+        return cls._build(spec, _generate_material(spec, size, crv), kid=kid, enc=enc)
 
     @classmethod
-    def from_secret(cls, secret: bytes, *, alg: str, kid: str | None = None) -> Key:
-        """A symmetric key (HS*, A*KW, A*GCMKW, dir) from raw secret bytes."""
+    def from_secret(
+        cls, secret: bytes, *, alg: str, kid: str | None = None, enc: str | None = None
+    ) -> Key:
+        """A symmetric key (HS*, A*KW, A*GCMKW, dir) from raw secret bytes.
+
+        A ``dir`` key is bound to one ``enc``: the one named, or the one its
+        length implies (16: A128GCM, 24: A192GCM, 32: A256GCM, 48:
+        A192CBC-HS384, 64: A256CBC-HS512).
+        """
         if not isinstance(secret, bytes | bytearray | memoryview):
             raise InvalidKey("a secret must be bytes; encode text secrets explicitly")
         spec = algorithm(alg)
         if "oct" not in spec.ktys:
             raise InvalidKey(f"{spec.name} is not a symmetric algorithm; load its key from PEM/JWK")
-        return cls._build(spec, bytes(secret), kid=kid)
+        return cls._build(spec, bytes(secret), kid=kid, enc=enc)
 
     @classmethod
     def from_jwk(
@@ -219,14 +262,24 @@ class Key:
             # as merely "unsupported".
             raise InvalidKey("JWK holds private key members where only public keys are expected")
         kty = jwk.get("kty")
-        spec = algorithm(_choose_alg(jwk.get("alg"), alg, kty, jwk.get("crv"), use))
+        jwk_alg = jwk.get("alg")
+        enc = jwk.get("enc")
+        if enc is not None and not isinstance(enc, str):
+            raise InvalidKey("JWK member 'enc' must be a string")
+        if jwk_alg in CONTENT_ENCRYPTIONS:
+            # A JWK whose alg names a content encryption (as in RFC 7520 §5.6)
+            # is a dir key for that enc.
+            if enc is not None and enc != jwk_alg:
+                raise InvalidKey("JWK members 'alg' and 'enc' disagree")
+            jwk_alg, enc = "dir", jwk_alg
+        spec = algorithm(_choose_alg(jwk_alg, alg, kty, jwk.get("crv"), use))
         if use is not None and use != spec.use:
             raise KeyUsageError(f"JWK use {use!r} does not fit {spec.name} (use {spec.use!r})")
         key_ops = jwk.get("key_ops")
         if key_ops is not None and use is not None:
             check_key_ops(key_ops, use)  # RFC 7517 §4.3: consistent when both are given
         material = _jwk.material_from_jwk(jwk, public_only=public_only)
-        return cls._build(spec, material, kid=jwk.get("kid"), key_ops=key_ops)
+        return cls._build(spec, material, kid=jwk.get("kid"), key_ops=key_ops, enc=enc)
 
     @classmethod
     def from_pem(
@@ -274,6 +327,11 @@ class Key:
     def use(self) -> str:
         """``sig`` or ``enc``."""
         return self._spec.use
+
+    @property
+    def enc(self) -> str | None:
+        """The one content encryption a ``dir`` key serves; ``None`` for every other alg."""
+        return self._enc
 
     @property
     def kty(self) -> str:
@@ -324,6 +382,8 @@ class Key:
         members["alg"] = self._spec.name
         members["use"] = self._spec.use
         members["kid"] = self._kid
+        if self._enc is not None:
+            members["enc"] = self._enc
         ops = self._key_ops
         if ops is not None:
             if not private:
@@ -371,6 +431,25 @@ class Key:
             else ("private" if self._has_private else "public")
         )
         return f"Key(alg={self._spec.name!r}, kid={self._kid!r}, {kind})"
+
+
+def _bind_enc(spec: Algorithm, material: Material, enc: object) -> str | None:
+    """The enc a dir key is bound to; ``enc`` is refused for every other alg."""
+    if spec.name != "dir":
+        if enc is not None:
+            raise InvalidKey(f"enc binds dir keys only, not {spec.name} keys")
+        return None
+    assert isinstance(material, bytes)  # noqa: S101 - check_strength made sure
+    if enc is None:
+        return DIR_DEFAULT_ENC[len(material)]
+    found = CONTENT_ENCRYPTIONS.get(enc) if isinstance(enc, str) else None
+    if found is None:
+        raise InvalidKey(f"unsupported enc {describe(enc)}")
+    if found.key_size != len(material):
+        raise InvalidKey(
+            f"a dir key for {found.name} needs {found.key_size} bytes, got {len(material)}"
+        )
+    return found.name
 
 
 class MissingAlgorithm(InvalidKey):
