@@ -609,7 +609,7 @@ def test_a_full_sqlite_database_keeps_the_old_records(tmp_path: Path) -> None:
     store = SQLiteKeyStore(tmp_path / "keys.db", master_key=MASTER_KEY)
     store.save(0, [hs_record("old")])
     # The calling thread's connection: cap the file at its current size.
-    db = store._connection()
+    db = store._db.connection()
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")
     big = [hs_record(f"k{i:04d}-" + "x" * 200, i) for i in range(300)]

@@ -29,6 +29,10 @@ __all__ = [
     "MalformedToken",
     "MissingClaim",
     "NotYetValid",
+    "RefreshTokenReuse",
+    "RevokedToken",
+    "StoreUnavailable",
+    "SubjectDisabled",
     "TokenTooLarge",
     "UnsupportedAlgorithm",
 ]
@@ -160,6 +164,38 @@ class KeySourceUnavailable(JWTWardError):
     """
 
     status_code = 503
+
+
+class StoreUnavailable(JWTWardError):
+    """A token or key store cannot answer (down, unreachable, locked, corrupt, full disk).
+
+    Retryable and never a decision about the token (invariant 11, fail
+    closed): the token is not accepted, and a server answers 503 with
+    ``Retry-After`` so the client tries again instead of logging the user out.
+    """
+
+    status_code = 503
+    retry_after = 1
+
+
+# -- the token lifecycle: revocation and refresh, ``invalid_token`` ----------------
+
+
+class RevokedToken(InvalidToken):
+    """The token was valid but has been revoked (itself, its session, or its subject)."""
+
+
+class RefreshTokenReuse(RevokedToken):
+    """A refresh token was presented again after it had been rotated.
+
+    Its whole family (every refresh token of the same login and the access
+    tokens issued with them) has been revoked: either the user or an
+    attacker holds a stolen copy, and nobody can tell which (RFC 9700 §4.14.2).
+    """
+
+
+class SubjectDisabled(RevokedToken):
+    """The token's subject may no longer get tokens (deleted or disabled); the session ends."""
 
 
 # -- encrypted tokens (JWE), also ``invalid_token`` ----------------------------

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from jwtward.errors import JWTWardError
+from jwtward.errors import StoreUnavailable
 from jwtward.jose.keys import Key
 
 __all__ = [
@@ -61,13 +61,11 @@ class StoreSnapshot:
     records: tuple[KeyRecord, ...]
 
 
-class StoreError(JWTWardError):
+class StoreError(StoreUnavailable):
     """A key store cannot be read or written (unreachable, corrupt, full disk).
 
     Retryable: the web layer answers 503, never a token decision.
     """
-
-    status_code = 503
 
 
 class StoreConflict(StoreError):

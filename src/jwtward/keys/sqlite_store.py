@@ -23,16 +23,14 @@ and rolls the transaction back, leaving the stored keys as they were.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from jwtward.codecs import dumps, loads_object
-from jwtward.errors import DecodeError, InvalidArgument
+from jwtward.errors import DecodeError
 from jwtward.keys.records import KeyRecord, StoreConflict, StoreError, StoreSnapshot
 from jwtward.keys.sealing import (
     Protection,
@@ -41,6 +39,7 @@ from jwtward.keys.sealing import (
     check_save_arguments,
     resolve_protection,
 )
+from jwtward.sqlite_db import SQLiteDatabase
 
 __all__ = ["SQLiteKeyStore"]
 
@@ -119,13 +118,9 @@ class SQLiteKeyStore:
             scrypt=scrypt,
             stacklevel=3,
         )
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise InvalidArgument("timeout must be a positive number of seconds")
-        self._timeout = float(timeout)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._schema_ready = False
+        self._db = SQLiteDatabase(
+            path, timeout=timeout, label="key store", error=StoreError, create_schema=_create_schema
+        )
 
     @property
     def path(self) -> Path:
@@ -133,7 +128,7 @@ class SQLiteKeyStore:
 
     def load(self) -> StoreSnapshot:
         """The stored records and their version (version 0 and no records when new)."""
-        with self._transaction("BEGIN") as db:
+        with self._db.transaction("BEGIN") as db:
             version, sealer, stored = self._read(db)
         if sealer is None:
             return StoreSnapshot(version=0, records=())
@@ -143,7 +138,7 @@ class SQLiteKeyStore:
     def save(self, expected_version: int, records: Sequence[KeyRecord]) -> int:
         """Write ``records`` if the store is still at ``expected_version``; the new version."""
         check_save_arguments(expected_version, records)
-        with self._transaction("BEGIN IMMEDIATE") as db:
+        with self._db.transaction("BEGIN IMMEDIATE") as db:
             current, existing, stored = self._read(db)
             if current != expected_version:
                 raise StoreConflict(
@@ -169,12 +164,7 @@ class SQLiteKeyStore:
 
     def close(self) -> None:
         """Close the connections of every thread (the store reopens them on next use)."""
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            with contextlib.suppress(sqlite3.Error):
-                connection.close()
-        self._local = threading.local()
+        self._db.close()
 
     def __enter__(self) -> SQLiteKeyStore:
         return self
@@ -214,83 +204,13 @@ class SQLiteKeyStore:
             return self._protection.new_sealer(header["store"])
         return existing
 
-    @contextlib.contextmanager
-    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        db = self._connection()
-        try:
-            db.execute(begin)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot use key store {self._path}: {exc}") from None
-        try:
-            yield db
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            _rollback(db)
-            raise StoreError(f"cannot use key store {self._path}: {exc}") from None
-        except BaseException:
-            _rollback(db)
-            raise
 
-    def _connection(self) -> sqlite3.Connection:
-        """This thread's connection; a new one after a fork (connections must not cross it)."""
-        pid = os.getpid()
-        held: tuple[int, sqlite3.Connection] | None = getattr(self._local, "held", None)
-        if held is not None and held[0] == pid:
-            return held[1]
-        db = self._connect()
-        self._local.held = (pid, db)
-        with self._connections_lock:
-            if held is not None:  # inherited from the parent: forget, never close
-                self._connections = []
-            self._connections.append(db)
-        return db
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            # Create the file 0600 before SQLite does (it would honour the umask).
-            os.close(os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        except OSError as exc:
-            raise StoreError(f"cannot open key store {self._path}: {exc.strerror}") from None
-        try:
-            db = sqlite3.connect(
-                self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open key store {self._path}: {exc}") from None
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
-            db.execute("PRAGMA secure_delete = ON")
-            if not self._schema_ready:
-                self._create_schema(db)
-                self._schema_ready = True
-        except sqlite3.Error as exc:
-            db.close()
-            raise StoreError(f"cannot open key store {self._path}: {exc}") from None
-        except StoreError:
-            db.close()
-            raise
-        return db
-
-    @staticmethod
-    def _create_schema(db: sqlite3.Connection) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(_CREATE_STORE)
-            db.execute(_CREATE_RECORDS)
-            row = db.execute("SELECT schema_version FROM jwtward_key_store").fetchone()
-            if row is not None and row[0] != SCHEMA:
-                raise StoreError(f"key store schema {row[0]}; this jwtward reads {SCHEMA}")
-            db.execute("COMMIT")
-        except BaseException:
-            _rollback(db)
-            raise
-
-
-def _rollback(db: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        if db.in_transaction:
-            db.execute("ROLLBACK")
+def _create_schema(db: sqlite3.Connection) -> None:
+    db.execute(_CREATE_STORE)
+    db.execute(_CREATE_RECORDS)
+    row = db.execute("SELECT schema_version FROM jwtward_key_store").fetchone()
+    if row is not None and row[0] != SCHEMA:
+        raise StoreError(f"key store schema {row[0]}; this jwtward reads {SCHEMA}")
 
 
 def _json(text: object, what: str) -> dict[str, Any]:
