@@ -23,12 +23,11 @@ the content.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from jwtward.codecs import b64decode, b64encode, dumps
+from jwtward.codecs import b64decode, b64encode, dumps, loads_object
 from jwtward.errors import (
     AlgorithmMismatch,
     DecodeError,
@@ -41,9 +40,15 @@ from jwtward.errors import (
 )
 from jwtward.jose import content_encryption as _content
 from jwtward.jose.compact import DEFAULT_MAX_TOKEN_LENGTH, split_compact, to_ascii_bytes
-from jwtward.jose.content_encryption import DECRYPTION_FAILED_MESSAGE, content_encryption
+from jwtward.jose.content_encryption import (
+    DECRYPTION_FAILED_MESSAGE,
+    ContentEncryption,
+    content_encryption,
+)
 from jwtward.jose.headers import (
     FORBIDDEN_HEADERS,
+    MAX_HEADER_BYTES,
+    MAX_HEADER_MEMBERS,
     HeaderCache,
     ProtectedHeader,
     parse_protected_header,
@@ -167,19 +172,30 @@ def _header_segment(
 ) -> str:
     """The encoded header, memoized per key when it is the same every time.
 
-    Headers with per-token parameters (an ephemeral key, a GCM key-wrap IV)
-    are never memoized, nor are values other than str (see :mod:`jwtward.jws`).
+    Values other than str are never memoized (see :mod:`jwtward.jws`).
+    Per-token parameters (an ephemeral key, a GCM key-wrap IV and tag) are
+    jwtward's own: once the fixed part of the header has passed the policing
+    (memoized), they are added and only the size bound is checked again.
     """
-    if params or not all(type(value) is str for _name, value in items):
+    if not all(type(value) is str for _name, value in items):
         return _encode_header(key, enc, items, params)
     memo_key = (("\x00enc", enc), *items)
     memo = key._header_memo
     segment = memo.get(memo_key)
     if segment is None:
-        segment = _encode_header(key, enc, items, params)
+        segment = _encode_header(key, enc, items, {})
         if len(memo) < _MEMO_LIMIT:
             memo[memo_key] = segment
-    return segment
+    if not params:
+        return segment
+    header = dict(loads_object(b64decode(segment)))
+    header.update(params)
+    if len(header) > MAX_HEADER_MEMBERS:
+        raise InvalidArgument(f"a header has at most {MAX_HEADER_MEMBERS} members")
+    encoded = dumps(header)
+    if len(encoded) > MAX_HEADER_BYTES:
+        raise InvalidArgument(f"the header would exceed {MAX_HEADER_BYTES} bytes")
+    return b64encode(encoded)
 
 
 def encrypt(
@@ -230,19 +246,13 @@ def encrypt(
 # -- decryption --------------------------------------------------------------------------
 
 
-def _check_encryption_header(header: ProtectedHeader) -> str:
+def _check_encryption_header(header: ProtectedHeader) -> ContentEncryption:
     """The header's enc, once alg and enc are known to be for a JWE."""
     if header.alg.is_signature:
         raise InvalidHeader(f"alg {header.alg.name} is a signature algorithm, not a JWE alg")
     if header.enc is None:
         raise InvalidHeader("a JWE header must carry 'enc'")
-    return content_encryption(header.enc).name
-
-
-def _decode_segment(segment: bytes) -> bytes | None:
-    with contextlib.suppress(DecodeError):
-        return b64decode(segment)
-    return None
+    return content_encryption(header.enc)
 
 
 def decode(
@@ -276,27 +286,38 @@ def decode(
 def _decrypt_parts(
     key: Key,
     header: ProtectedHeader,
-    enc: str,
+    enc: ContentEncryption,
     header_b64: bytes,
     segments: tuple[bytes, bytes, bytes, bytes],
 ) -> bytes:
-    """From here on every failure is the one DecryptionFailed, raised outside any handler."""
-    encrypted_key, iv, ciphertext, tag = (_decode_segment(s) for s in segments)
-    if encrypted_key is None or iv is None or ciphertext is None or tag is None:
-        raise _failed()
-    if key.enc is not None and key.enc != enc:
-        raise _failed()  # a dir key serves its one enc only
-    cek: bytes | None = None
-    with contextlib.suppress(DecryptionFailed):
-        cek = unwrap_cek(key, encrypted_key, header.params, enc)
-    cek_recovered = cek is not None
-    if cek is None:
+    """From here on every failure is the one DecryptionFailed, raised outside any handler.
+
+    Failures are recorded in flags and raised after the ``try`` blocks, so
+    the error never carries the real cause as its ``__context__``.
+    """
+    key_b64, iv_b64, ciphertext_b64, tag_b64 = segments
+    decoded = True
+    try:
+        encrypted_key = b64decode(key_b64) if key_b64 else b""
+        iv = b64decode(iv_b64)
+        ciphertext = b64decode(ciphertext_b64)
+        tag = b64decode(tag_b64)
+    except DecodeError:
+        decoded = False
+    if not decoded or (key.enc is not None and key.enc != enc.name):
+        raise _failed()  # (a dir key serves its one enc only)
+    try:
+        cek = unwrap_cek(key, encrypted_key, header.params, enc.name)
+        cek_recovered = True
+    except DecryptionFailed:
         # RFC 7516 §11.5: go on with a random CEK, so that a key that does not
         # unwrap fails where a bad tag does.
-        cek = os.urandom(content_encryption(enc).key_size)
-    plaintext = None
-    with contextlib.suppress(DecryptionFailed):
+        cek = os.urandom(enc.key_size)
+        cek_recovered = False
+    try:
         plaintext = _content.decrypt(enc, cek, iv, ciphertext, tag, aad=header_b64)
+    except DecryptionFailed:
+        plaintext = None
     if plaintext is None or not cek_recovered:
         raise _failed()
     return plaintext

@@ -45,7 +45,9 @@ def b64decode(text: str | bytes) -> bytes:
     character outside the URL-safe alphabet, an impossible length, or unused
     trailing bits that are not zero.
     """
-    if isinstance(text, str):
+    if type(text) is bytes:
+        raw = text
+    elif isinstance(text, str):
         try:
             raw = text.encode("ascii")
         except UnicodeEncodeError:

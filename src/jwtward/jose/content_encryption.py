@@ -136,7 +136,15 @@ def _encrypt_with_iv(
     )
 
 
-def decrypt(enc: str, cek: bytes, iv: bytes, ciphertext: bytes, tag: bytes, *, aad: bytes) -> bytes:
+def decrypt(
+    enc: str | ContentEncryption,
+    cek: bytes,
+    iv: bytes,
+    ciphertext: bytes,
+    tag: bytes,
+    *,
+    aad: bytes,
+) -> bytes:
     """Authenticate and decrypt; the plaintext, or :class:`DecryptionFailed`.
 
     ``aad`` is keyword-only: it is the ASCII of the encoded protected header
@@ -145,14 +153,16 @@ def decrypt(enc: str, cek: bytes, iv: bytes, ciphertext: bytes, tag: bytes, *, a
     An unknown ``enc`` is refused as a header (:class:`InvalidHeader`); every
     other failure is one :class:`DecryptionFailed` with one message.
     """
-    spec = content_encryption(enc)
+    spec = enc if isinstance(enc, ContentEncryption) else content_encryption(enc)
     if len(cek) != spec.key_size or len(iv) != spec.iv_size or len(tag) != spec.tag_size:
         raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE)
     if spec.mac_hash is None:
-        # Suppressed, then raised outside the handler: no __context__ on the
+        # Caught, then raised outside the handler: no __context__ on the
         # error tells a log which check failed.
-        with contextlib.suppress(InvalidTag, ValueError):
+        try:
             return AESGCM(cek).decrypt(iv, ciphertext + tag, aad)
+        except (InvalidTag, ValueError):
+            pass
         raise DecryptionFailed(DECRYPTION_FAILED_MESSAGE)
     return _cbc_hmac_decrypt(
         spec, spec.mac_hash, cek, iv=iv, ciphertext=ciphertext, tag=tag, aad=aad

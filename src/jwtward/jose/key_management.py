@@ -305,16 +305,14 @@ def _ecdh_es_send(
 # -- the per-alg dispatch -------------------------------------------------------------
 
 
+_KEY_MANAGEMENT_ALGS = frozenset(
+    {*_KW_KEY_BYTES, *_GCMKW_ALGS, *_OAEP_HASHES, *_ECDH_KW, "dir", "ECDH-ES"}
+)
+
+
 def _check_key(key: Key) -> None:
-    alg = key.alg
-    if not (
-        alg in _KW_KEY_BYTES
-        or alg in _GCMKW_ALGS
-        or alg in _OAEP_HASHES
-        or alg in _ECDH_KW
-        or alg in {"dir", "ECDH-ES"}
-    ):
-        raise UnsupportedAlgorithm(f"{alg} is not a key management algorithm")
+    if key.alg not in _KEY_MANAGEMENT_ALGS:
+        raise UnsupportedAlgorithm(f"{key.alg} is not a key management algorithm")
 
 
 def wrap_cek(key: Key, cek: bytes, enc: str) -> tuple[bytes, dict[str, Any]]:
