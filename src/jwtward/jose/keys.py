@@ -21,6 +21,7 @@ from jwtward.errors import (
     InvalidKey,
     InvalidSignature,
     KeyUsageError,
+    UnsupportedAlgorithm,
 )
 from jwtward.jose import jwk as _jwk
 from jwtward.jose import pem as _pem
@@ -57,8 +58,11 @@ DIR_DEFAULT_ENC = {
     48: "A192CBC-HS384",
     64: "A256CBC-HS512",
 }
-_ENCRYPT_OPS = frozenset({"encrypt", "wrapKey", "deriveKey", "deriveBits"})
-_DECRYPT_OPS = frozenset({"decrypt", "unwrapKey", "deriveKey", "deriveBits"})
+# key_ops that let a key take part in encryption / decryption. Key agreement
+# (deriveKey, deriveBits) counts for ECDH-ES keys only.
+_ENCRYPT_OPS = frozenset({"encrypt", "wrapKey"})
+_DECRYPT_OPS = frozenset({"decrypt", "unwrapKey"})
+_AGREEMENT_OPS = frozenset({"deriveKey", "deriveBits"})
 
 
 def _generate_material(spec: Algorithm, size: int | None, crv: str | None) -> Material:
@@ -169,8 +173,11 @@ class Key:
         key._can_sign = key._signer is not None and key._has_private and "sign" in permitted
         key._can_verify = key._signer is not None and "verify" in permitted
         is_enc = spec.use == "enc"
-        key._can_encrypt = is_enc and bool(permitted & _ENCRYPT_OPS)
-        key._can_decrypt = is_enc and key._has_private and bool(permitted & _DECRYPT_OPS)
+        agreement = _AGREEMENT_OPS if spec.name.startswith("ECDH-ES") else frozenset()
+        key._can_encrypt = is_enc and bool(permitted & (_ENCRYPT_OPS | agreement))
+        key._can_decrypt = is_enc and key._has_private and bool(
+            permitted & (_DECRYPT_OPS | agreement)
+        )
         key._enc = bound_enc
         return key
 
@@ -193,6 +200,8 @@ class Key:
         and sizes it to match.
         """
         spec = algorithm(alg)
+        if enc is not None and not isinstance(enc, str):
+            raise InvalidKey("enc must be a content encryption name such as 'A256GCM'")
         if enc is not None and size is None and spec.name == "dir" and enc in CONTENT_ENCRYPTIONS:
             size = CONTENT_ENCRYPTIONS[enc].key_size * 8
         if size is not None:
@@ -262,17 +271,12 @@ class Key:
             # as merely "unsupported".
             raise InvalidKey("JWK holds private key members where only public keys are expected")
         kty = jwk.get("kty")
-        jwk_alg = jwk.get("alg")
-        enc = jwk.get("enc")
-        if enc is not None and not isinstance(enc, str):
-            raise InvalidKey("JWK member 'enc' must be a string")
-        if jwk_alg in CONTENT_ENCRYPTIONS:
-            # A JWK whose alg names a content encryption (as in RFC 7520 §5.6)
-            # is a dir key for that enc.
-            if enc is not None and enc != jwk_alg:
-                raise InvalidKey("JWK members 'alg' and 'enc' disagree")
-            jwk_alg, enc = "dir", jwk_alg
+        jwk_alg, enc = _dir_binding(jwk, alg)
+        if alg in CONTENT_ENCRYPTIONS:
+            alg = "dir"
         spec = algorithm(_choose_alg(jwk_alg, alg, kty, jwk.get("crv"), use))
+        if spec.name != "dir":
+            enc = None  # RFC 7517 §4: a member that means nothing for this key is ignored
         if use is not None and use != spec.use:
             raise KeyUsageError(f"JWK use {use!r} does not fit {spec.name} (use {spec.use!r})")
         key_ops = jwk.get("key_ops")
@@ -431,6 +435,25 @@ class Key:
             else ("private" if self._has_private else "public")
         )
         return f"Key(alg={self._spec.name!r}, kid={self._kid!r}, {kind})"
+
+
+def _dir_binding(jwk: Mapping[str, Any], asked: str | None) -> tuple[str | None, str | None]:
+    """The JWK's alg and the enc a dir key is bound to, from ``alg``/``enc``/``alg=``.
+
+    An ``alg`` naming a content encryption (as in RFC 7520 §5.6) means a dir
+    key for it; it is only that for an oct key, anything else with such an
+    alg is an unsupported key (skippable in a JWK Set).
+    """
+    jwk_alg = jwk.get("alg")
+    named = [value for value in (jwk_alg, asked) if value in CONTENT_ENCRYPTIONS]
+    enc = jwk.get("enc")
+    if not named:
+        return jwk_alg, enc if isinstance(enc, str) else None
+    if jwk.get("kty") != "oct":
+        raise UnsupportedAlgorithm(f"{named[0]} is a content encryption, not an alg for this key")
+    if (isinstance(enc, str) and enc != named[0]) or len(set(named)) > 1:
+        raise InvalidKey("the JWK's alg, enc and alg= name different content encryptions")
+    return ("dir" if jwk_alg is not None else None), named[0]
 
 
 def _bind_enc(spec: Algorithm, material: Material, enc: object) -> str | None:
