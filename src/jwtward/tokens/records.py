@@ -100,7 +100,11 @@ class AccessView:
 
 @dataclass(frozen=True, slots=True)
 class SubjectView:
-    """A subject's sessions (not yet expired, newest first) and its cutoff, read together."""
+    """A subject's sessions (newest first) and its cutoff, read together.
+
+    Every session the store still holds, revoked and ended ones included: the
+    service decides which are alive.
+    """
 
     families: Sequence[FamilyRecord]
     subject_cutoff: float | None
