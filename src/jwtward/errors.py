@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlgorithmMismatch",
+    "CSRFMismatch",
     "ClaimError",
     "DecodeError",
     "DecryptionFailed",
@@ -196,6 +197,16 @@ class RefreshTokenReuse(RevokedToken):
 
 class SubjectDisabled(RevokedToken):
     """The token's subject may no longer get tokens (deleted or disabled); the session ends."""
+
+
+class CSRFMismatch(JWTWardError):
+    """A cookie-authenticated request did not prove it came from the application's pages.
+
+    403: the token itself may be fine; the request carrying it is refused.
+    """
+
+    error = "csrf_failed"
+    status_code = 403
 
 
 # -- encrypted tokens (JWE), also ``invalid_token`` ----------------------------

@@ -121,8 +121,8 @@ class AsyncTokenService:
     async def verify(self, access_token: str | bytes) -> AccessClaims:
         return await self._run(self._core.verify(access_token))
 
-    async def refresh(self, refresh_token: str | bytes) -> TokenPair:
-        return await self._run(self._core.refresh(refresh_token))
+    async def refresh(self, refresh_token: str | bytes, *, csrf: str | None = None) -> TokenPair:
+        return await self._run(self._core.refresh(refresh_token, csrf=csrf))
 
     async def revoke(self, token: str | bytes) -> None:
         await self._run(self._core.revoke(token))

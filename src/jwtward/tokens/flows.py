@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from jwtward import jwt
 from jwtward.codecs import dumps, loads_object
 from jwtward.errors import (
+    CSRFMismatch,
     DecodeError,
     InvalidArgument,
     InvalidToken,
@@ -206,9 +207,15 @@ class Lifecycle:
 
     # -- rotation -----------------------------------------------------------------------------
 
-    def refresh(self, token: str | bytes) -> Flow[TokenPair]:
-        """Rotate: the successor pair, or a refusal (a reuse revokes the whole session)."""
+    def refresh(self, token: str | bytes, *, csrf: str | None = None) -> Flow[TokenPair]:
+        """Rotate: the successor pair, or a refusal (a reuse revokes the whole session).
+
+        With ``csrf`` (a cookie-borne refresh), the token's ``csrf`` claim must
+        match it before anything else happens (:class:`CSRFMismatch`).
+        """
         claims = self._refresh_claims(token)
+        if csrf is not None and not lifecycle.csrf_matches(claims, csrf):
+            raise CSRFMismatch("the CSRF token does not match this session")
         jti = claims["jti"]
         digest = lifecycle.token_hash(jti)
         grace = self.settings.grace_seconds
@@ -248,7 +255,7 @@ class Lifecycle:
         if fresh is None:
             yield StoreCall("revoke_family", (family.family_id, now))
             raise SubjectDisabled("the subject may no longer get tokens; the session has ended")
-        return lifecycle.check_extra_claims(fresh)
+        return lifecycle.keep_session_claims(family, fresh)
 
     def _open_successor(self, jti: str, sealed: bytes) -> TokenPair:
         opened = lifecycle.open_successor(jti, sealed)

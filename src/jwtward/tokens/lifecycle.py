@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -30,11 +31,14 @@ __all__ = [
     "ACCESS_TYP",
     "REFRESH_TYP",
     "RESERVED_CLAIMS",
+    "SESSION_BOUND_CLAIMS",
     "RefreshDecision",
     "Settings",
     "access_claims",
     "access_refusal",
     "check_extra_claims",
+    "csrf_matches",
+    "keep_session_claims",
     "new_jti",
     "new_refresh_record",
     "new_session_id",
@@ -53,6 +57,10 @@ REFRESH_TYP = "refresh+jwt"
 RESERVED_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "scope", "client_id", "typ", "cnf"}
 )
+# Claims that belong to the session, not to the subject: carried by every
+# token of the session (refresh tokens included) and kept when load_subject
+# gives fresh claims. ``csrf`` binds the web layer's CSRF token to the session.
+SESSION_BOUND_CLAIMS = ("csrf",)
 _MAX_ACCESS_LIFETIME = timedelta(hours=1)
 _SEAL_INFO = b"jwtward refresh grace v1"
 _NONCE_BYTES = 12
@@ -184,7 +192,7 @@ def access_claims(
 def refresh_claims(settings: Settings, family: FamilyRecord, now: float) -> dict[str, Any]:
     """The claims of a new refresh token: meant for the issuer itself, never past the session."""
     iat = int(now)
-    return {
+    body: dict[str, Any] = {
         "iss": settings.issuer,
         "sub": family.subject,
         "aud": settings.issuer,
@@ -195,6 +203,29 @@ def refresh_claims(settings: Settings, family: FamilyRecord, now: float) -> dict
         "jti": new_jti(),
         "sid": family.family_id,
     }
+    for name in SESSION_BOUND_CLAIMS:
+        if name in family.claims:
+            body[name] = family.claims[name]
+    return body
+
+
+def keep_session_claims(family: FamilyRecord, fresh: Mapping[str, Any]) -> dict[str, Any]:
+    """Fresh subject claims, with the session's own claims (``csrf``) kept as they were."""
+    merged = check_extra_claims(fresh)
+    for name in SESSION_BOUND_CLAIMS:
+        if name in family.claims:
+            merged[name] = family.claims[name]
+        else:
+            merged.pop(name, None)
+    return merged
+
+
+def csrf_matches(claims: Mapping[str, Any], presented: object) -> bool:
+    """Constant-time comparison of a presented CSRF token with the session's ``csrf`` claim."""
+    expected = claims.get("csrf")
+    if not isinstance(expected, str) or not isinstance(presented, str) or not expected:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
 
 
 def new_refresh_record(family: FamilyRecord, claims: Mapping[str, Any]) -> RefreshRecord:

@@ -179,13 +179,15 @@ class TokenService:
         """The claims of a valid, unrevoked access token; an InvalidToken subclass otherwise."""
         return self._run(self._core.verify(access_token))
 
-    def refresh(self, refresh_token: str | bytes) -> TokenPair:
+    def refresh(self, refresh_token: str | bytes, *, csrf: str | None = None) -> TokenPair:
         """Rotate the refresh token: a new pair, the old token used up.
 
         Presenting a used token again revokes its whole session and raises
         :class:`~jwtward.errors.RefreshTokenReuse` (unless within ``reuse_grace``).
+        ``csrf``: for a refresh token that came in a cookie, the CSRF token the
+        request carried; it must match the session's (:class:`CSRFMismatch`).
         """
-        return self._run(self._core.refresh(refresh_token))
+        return self._run(self._core.refresh(refresh_token, csrf=csrf))
 
     def revoke(self, token: str | bytes) -> None:
         """RFC 7009: revoke an access token, or a refresh token's session; ignore invalid ones."""
