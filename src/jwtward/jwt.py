@@ -20,7 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from jwtward import jwe, jws
 from jwtward.codecs import DEFAULT_MAX_DEPTH, dumps, is_numeric_date, loads_object
@@ -39,7 +39,7 @@ from jwtward.jose.keys import Key
 from jwtward.jose.keyset import KeySet, KeySource
 from jwtward.policy import Policy, normalize_typ
 
-__all__ = ["DEFAULT_LIFETIME", "Policy", "decode", "encode"]
+__all__ = ["DEFAULT_LIFETIME", "Policy", "VerifiedJWT", "decode", "decode_verified", "encode"]
 
 DEFAULT_LIFETIME = timedelta(minutes=15)
 _DEFAULT_POLICY = Policy()
@@ -207,6 +207,14 @@ def _check_audience(claims: Mapping[str, Any], policy: Policy) -> None:
         raise InvalidClaim("aud", "the token is not meant for this audience")
 
 
+class VerifiedJWT(NamedTuple):
+    """A verified JWT: the signed token's header, its claims, and the key that verified it."""
+
+    header: Mapping[str, Any]
+    claims: dict[str, Any]
+    key: Key
+
+
 def decode(
     token: str | bytes,
     keys: Key | KeySet | KeySource,
@@ -226,6 +234,20 @@ def decode(
     must not be accepted: bad signature, wrong type, expired, not yet valid,
     wrong issuer or audience, a missing or mistyped claim.
     """
+    return decode_verified(
+        token, keys, policy, max_length=max_length, decrypt_with=decrypt_with
+    ).claims
+
+
+def decode_verified(
+    token: str | bytes,
+    keys: Key | KeySet | KeySource,
+    policy: Policy | None = None,
+    *,
+    max_length: int = jws.DEFAULT_MAX_TOKEN_LENGTH,
+    decrypt_with: Key | KeySet | KeySource | None = None,
+) -> VerifiedJWT:
+    """As :func:`decode`, also returning the signed header and the verifying key."""
     if policy is None:
         policy = _DEFAULT_POLICY
     elif not isinstance(policy, Policy):
@@ -239,7 +261,7 @@ def decode(
     except DecodeError as exc:
         raise MalformedToken(f"claims: {exc}") from None
     _check_claims(claims, policy)
-    return claims
+    return VerifiedJWT(verified.header, claims, verified.key)
 
 
 def _open_envelope(

@@ -42,6 +42,10 @@ T = TypeVar("T")
 # How often a refresh re-reads the store after losing a rotation race; the
 # second read always decides (the winner's write is then visible).
 _ROTATE_ATTEMPTS = 3
+# Verified access tokens kept (by their exact text) so that a client sending
+# the same token on every request pays the signature check once. Revocation is
+# still checked on every request; expiry and the signing key's standing too.
+VERIFIED_CACHE_SIZE = 4096
 _MAX_METADATA = 8
 _MAX_METADATA_VALUE = 256
 
@@ -103,6 +107,7 @@ class Lifecycle:
             raise InvalidArgument("clock must be a callable returning POSIX seconds")
         self.keys = keys
         self.settings = settings
+        self._verified: dict[str, tuple[dict[str, Any], str]] = {}
         self._clock = clock
         self._has_subject_loader = has_subject_loader
         self.access_policy = Policy(
@@ -187,12 +192,43 @@ class Lifecycle:
 
     # -- verification ------------------------------------------------------------------
 
+    def _access_claims(self, token: str | bytes) -> dict[str, Any]:
+        """The claims of an access token whose signature and claims pass, cached by token.
+
+        A cache hit still needs the token unexpired now and its signing key
+        still trusted by the ring (a revoked key drops its tokens at once).
+        """
+        if isinstance(token, str):
+            hit = self._verified.get(token)
+            if hit is not None:
+                claims, kid = hit
+                if self.now() < claims["exp"] + self.access_policy.leeway_seconds and (
+                    self._key_still_trusted(kid)
+                ):
+                    return claims
+                self._verified.pop(token, None)
+        verified = jwt.decode_verified(token, self.keys, self.access_policy)
+        claims = verified.claims
+        if not isinstance(claims["sid"], str):
+            raise InvalidToken("claim 'sid' is not a string")
+        if isinstance(token, str):
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                # Drop the oldest entry (dicts keep insertion order).
+                self._verified.pop(next(iter(self._verified)), None)
+            self._verified[token] = (claims, verified.key.kid)
+        return claims
+
+    def _key_still_trusted(self, kid: str) -> bool:
+        try:
+            self.keys.select(kid)
+        except InvalidToken:
+            return False
+        return True
+
     def verify(self, token: str | bytes) -> Flow[AccessClaims]:
         """The claims of a valid, unrevoked access token."""
-        claims = jwt.decode(token, self.keys, self.access_policy)
+        claims = self._access_claims(token)
         sid = claims["sid"]
-        if not isinstance(sid, str):
-            raise InvalidToken("claim 'sid' is not a string")
         view = yield StoreCall("access_view", (claims["jti"], sid, claims["sub"]))
         reason = lifecycle.access_refusal(view, claims, self.now())
         if reason is not None:
