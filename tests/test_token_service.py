@@ -540,7 +540,9 @@ async def test_session_has_an_absolute_end(env: Env) -> None:
         env.clock.set(SESSION - 1)
         pair = await svc.refresh(pair.refresh_token)
         assert pair.refresh_expires_at == t0 + SESSION
-        assert pair.access_expires_at == t0 + SESSION - 1 + ACCESS
+        # The access token, too, ends with the session (not ACCESS seconds later).
+        assert pair.access_expires_at == t0 + SESSION
+        assert pair.expires_in == 1
         await svc.verify(pair.access_token)
         (session,) = await svc.sessions("alice")
         assert session.expires_at == t0 + SESSION

@@ -11,6 +11,7 @@ holds any rule of its own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -165,15 +166,10 @@ class Lifecycle:
         metadata: Mapping[str, str] | None = None,
     ) -> Flow[TokenPair]:
         """A new session for ``subject`` and its first pair."""
-        if not isinstance(subject, str) or not subject:
-            raise InvalidArgument("subject must be a non-empty string")
-        if client_id is not None and (not isinstance(client_id, str) or not client_id):
-            raise InvalidArgument("client_id must be a non-empty string")
+        lifecycle.check_identifier(subject, "subject")
+        if client_id is not None:
+            lifecycle.check_identifier(client_id, "client_id")
         extra = lifecycle.check_extra_claims(claims)
-        try:
-            dumps(extra)
-        except DecodeError as exc:
-            raise InvalidArgument(f"claims: {exc}") from None
         now = self.now()
         family = FamilyRecord(
             family_id=lifecycle.new_session_id(),
@@ -187,7 +183,8 @@ class Lifecycle:
             metadata=_metadata(metadata),
         )
         pair, refresh = self._make_pair(family, extra, now)
-        yield StoreCall("create_family", (family, lifecycle.new_refresh_record(family, refresh)))
+        first = lifecycle.new_refresh_record(family, refresh, self.refresh_policy.leeway_seconds)
+        yield StoreCall("create_family", (family, first))
         return pair
 
     # -- verification ------------------------------------------------------------------
@@ -213,8 +210,10 @@ class Lifecycle:
             raise InvalidToken("claim 'sid' is not a string")
         if isinstance(token, str):
             if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                # Drop the oldest entry (dicts keep insertion order).
-                self._verified.pop(next(iter(self._verified)), None)
+                # Drop the oldest entry (dicts keep insertion order); another
+                # thread changing the dict meanwhile only costs a re-verify.
+                with contextlib.suppress(RuntimeError, StopIteration):
+                    self._verified.pop(next(iter(self._verified)), None)
             self._verified[token] = (claims, verified.key.kid)
         return claims
 
@@ -277,7 +276,9 @@ class Lifecycle:
             sealed = None
             if grace > 0:
                 sealed = lifecycle.seal_successor(jti, _pair_bytes(pair))
-            successor = lifecycle.new_refresh_record(family, refresh)
+            successor = lifecycle.new_refresh_record(
+                family, refresh, self.refresh_policy.leeway_seconds
+            )
             if (yield StoreCall("rotate", (digest, now, successor, sealed))):
                 return pair
             # Lost a race with another rotation of the same token: read again.
@@ -316,7 +317,9 @@ class Lifecycle:
         except InvalidToken:
             pass
         else:
-            yield StoreCall("revoke_access", (claims["jti"], float(claims["exp"])))
+            # Denied as long as the policy could accept it (exp + leeway).
+            expires = float(claims["exp"]) + self.access_policy.leeway_seconds
+            yield StoreCall("revoke_access", (claims["jti"], expires))
             return
         try:
             claims = self._refresh_claims(token)
@@ -326,14 +329,15 @@ class Lifecycle:
 
     def revoke_subject(self, subject: str) -> Flow[None]:
         """Log ``subject`` out everywhere: every session created until now is refused."""
-        if not isinstance(subject, str) or not subject:
-            raise InvalidArgument("subject must be a non-empty string")
+        lifecycle.check_identifier(subject, "subject")
         now = self.now()
         keep_until = now + self.settings.session_lifetime.total_seconds() + 3600
         yield StoreCall("revoke_subject", (subject, now, keep_until))
 
     def revoke_session(self, subject: str, session_id: str) -> Flow[bool]:
         """Revoke one of ``subject``'s sessions by id; False if it is not theirs or not alive."""
+        if not isinstance(session_id, str):
+            raise InvalidArgument("session_id must be a string")
         sessions = yield from self.sessions(subject)
         if not any(family.family_id == session_id for family in sessions):
             return False
@@ -342,6 +346,7 @@ class Lifecycle:
 
     def sessions(self, subject: str) -> Flow[list[FamilyRecord]]:
         """``subject``'s sessions that can still be used, newest first."""
+        lifecycle.check_identifier(subject, "subject")
         view = yield StoreCall("sessions", (subject,))
         now = self.now()
         return [
@@ -368,7 +373,8 @@ class Lifecycle:
         decision = lifecycle.refresh_decision(view, self.now(), 0)
         if decision is not RefreshDecision.ROTATE:
             return {"active": False}
-        return _introspection(refresh, "refresh_token")
+        # A refresh token's jti is the secret behind its stored hash: never echoed.
+        return _introspection({k: v for k, v in refresh.items() if k != "jti"}, "refresh_token")
 
     def purge(self) -> Flow[int]:
         return (yield StoreCall("purge_expired", (self.now(),)))  # type: ignore[no-any-return]

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from jwtward.errors import InvalidArgument
+from jwtward.codecs import dumps
+from jwtward.errors import DecodeError, InvalidArgument
 from jwtward.tokens.records import AccessView, FamilyRecord, RefreshRecord, RefreshView
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "access_claims",
     "access_refusal",
     "check_extra_claims",
+    "check_identifier",
     "csrf_matches",
     "keep_session_claims",
     "new_jti",
@@ -62,6 +64,8 @@ RESERVED_CLAIMS = frozenset(
 # gives fresh claims. ``csrf`` binds the web layer's CSRF token to the session.
 SESSION_BOUND_CLAIMS = ("csrf",)
 _MAX_ACCESS_LIFETIME = timedelta(hours=1)
+MAX_EXTRA_CLAIMS_BYTES = 4096
+MAX_IDENTIFIER_LENGTH = 255
 _SEAL_INFO = b"jwtward refresh grace v1"
 _NONCE_BYTES = 12
 
@@ -136,7 +140,10 @@ def token_hash(jti: str) -> str:
 
 
 def check_extra_claims(claims: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A caller's claims, refused if they would override what the service writes."""
+    """A caller's claims: JSON, at most 4 KiB, never overriding what the service writes.
+
+    The bound keeps every token under the default 8 KiB a verifier accepts.
+    """
     if claims is None:
         return {}
     if not isinstance(claims, Mapping):
@@ -144,7 +151,26 @@ def check_extra_claims(claims: Mapping[str, Any] | None) -> dict[str, Any]:
     clash = RESERVED_CLAIMS & claims.keys()
     if clash:
         raise InvalidArgument(f"claims {sorted(clash)} are set by the token service itself")
+    try:
+        size = len(dumps(dict(claims)))
+    except DecodeError as exc:
+        raise InvalidArgument(f"claims: {exc}") from None
+    if size > MAX_EXTRA_CLAIMS_BYTES:
+        raise InvalidArgument(f"claims take {size} bytes of JSON; at most {MAX_EXTRA_CLAIMS_BYTES}")
     return dict(claims)
+
+
+def check_identifier(value: object, what: str) -> str:
+    """A subject or session id: 1 to 255 characters of UTF-8 text without NUL."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_IDENTIFIER_LENGTH:
+        raise InvalidArgument(f"{what} must be a string of 1 to {MAX_IDENTIFIER_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} must not contain NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{what} must be valid Unicode text") from None
+    return value
 
 
 def normalize_scope(scope: object) -> str | None:
@@ -178,7 +204,9 @@ def access_claims(
         sub=family.subject,
         aud=settings.audience[0] if len(settings.audience) == 1 else list(settings.audience),
         iat=iat,
-        exp=iat + int(settings.access_lifetime.total_seconds()),
+        # Never past the session's end: a verifier checking only the signature
+        # must not accept it longer than the session lives.
+        exp=min(iat + int(settings.access_lifetime.total_seconds()), int(family.expires_at)),
         jti=new_jti(),
         sid=family.family_id,
     )
@@ -228,12 +256,19 @@ def csrf_matches(claims: Mapping[str, Any], presented: object) -> bool:
     return hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8"))
 
 
-def new_refresh_record(family: FamilyRecord, claims: Mapping[str, Any]) -> RefreshRecord:
+def new_refresh_record(
+    family: FamilyRecord, claims: Mapping[str, Any], leeway_seconds: float
+) -> RefreshRecord:
+    """The store's record of a new refresh token.
+
+    Kept until ``exp + leeway``: as long as the token can pass the policy, a
+    second use of it must be seen as a reuse, never as an unknown token.
+    """
     return RefreshRecord(
         token_hash=token_hash(claims["jti"]),
         family_id=family.family_id,
         issued_at=float(claims["iat"]),
-        expires_at=float(claims["exp"]),
+        expires_at=float(claims["exp"]) + leeway_seconds,
     )
 
 
@@ -278,11 +313,9 @@ def refresh_decision(view: RefreshView | None, now: float, grace_seconds: float)
     used_at = view.record.used_at
     if used_at is None:
         return RefreshDecision.ROTATE
-    if (
-        grace_seconds > 0
-        and view.record.successor is not None
-        and 0 <= now - used_at <= grace_seconds
-    ):
+    # No lower bound: another server whose clock runs a little ahead may have
+    # rotated the token "after" now.
+    if grace_seconds > 0 and view.record.successor is not None and now - used_at <= grace_seconds:
         return RefreshDecision.REPLAY
     return RefreshDecision.REUSE
 

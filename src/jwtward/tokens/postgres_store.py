@@ -118,7 +118,7 @@ _SCHEMA_STATE: LiteralString = """SELECT
     EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
     EXISTS (SELECT 1 FROM pg_catalog.pg_tables
             WHERE schemaname = %(schema)s AND tablename = 'schema_version')"""
-_CREATE_SCHEMA: LiteralString = "CREATE SCHEMA {schema}"
+_CREATE_SCHEMA: LiteralString = "CREATE SCHEMA IF NOT EXISTS {schema}"
 _CREATE_VERSION_TABLE: LiteralString = """CREATE TABLE {schema}.schema_version (
     version integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jwtward.errors import (
+    CSRFMismatch,
     ExpiredToken,
     InvalidToken,
     JWTWardError,
@@ -35,9 +36,12 @@ __all__ = ["AuthFailure", "failure_for", "insufficient_scope", "invalid_request"
 logger = logging.getLogger("jwtward.web")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class AuthFailure(Exception):
-    """A refused request: everything needed to answer it (raise it, or render it)."""
+    """A refused request: everything needed to answer it (raise it, or render it).
+
+    Not frozen: frameworks set ``__traceback__`` on exceptions they handle.
+    """
 
     status: int
     error: str | None = None
@@ -105,6 +109,8 @@ def csrf_failure(description: str) -> AuthFailure:
 def failure_for(exc: JWTWardError) -> AuthFailure:
     """The answer to a refusal raised by the token service (detail logged, not sent)."""
     logger.info("token refused: %s: %s", type(exc).__name__, exc)
+    if isinstance(exc, CSRFMismatch):
+        return csrf_failure(str(exc))
     if isinstance(exc, StoreUnavailable | KeySourceUnavailable):
         retry = getattr(exc, "retry_after", 1)
         return AuthFailure(

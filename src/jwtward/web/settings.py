@@ -66,6 +66,11 @@ class WebSettings:
         for path in (self.refresh_path, self.access_cookie_path):
             if not isinstance(path, str) or not path.startswith("/") or ";" in path:
                 raise InvalidArgument("cookie paths must start with '/' and hold no ';'")
+        if self.cookie_domain is not None and (
+            not isinstance(self.cookie_domain, str)
+            or not re.match(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$", self.cookie_domain)
+        ):
+            raise InvalidArgument("cookie_domain must be a host name such as app.example")
         if isinstance(self.trusted_origins, str):
             raise InvalidArgument("trusted_origins must be a collection of origins")
         for origin in self.trusted_origins:
