@@ -32,7 +32,7 @@ from jwtward.server.passwords import PasswordHasher
 from jwtward.server.ratelimit import RateLimits, address_key, username_key
 from jwtward.server.runtime import Backends
 from jwtward.server.users import User, normalize_username
-from jwtward.tokens import AccessClaims, AsyncTokenService
+from jwtward.tokens import AccessClaims, AsyncTokenService, events
 from jwtward.web.fastapi import FastAPIAuth
 from jwtward.web.handlers import NO_STORE, logout_headers, service_failure
 from jwtward.web.settings import WebSettings
@@ -40,15 +40,10 @@ from jwtward.web.settings import WebSettings
 __all__ = ["create_app"]
 
 logger = logging.getLogger("jwtward.server")
-audit_log = logging.getLogger("jwtward.audit")
+audit = events.emit
 
 _MAX_LOGIN_BODY = 8192
 _MAINTAIN_EVERY = 60.0
-
-
-def audit(event: str, **fields: Any) -> None:
-    """One JSON line per auth event; never a token, password or key."""
-    audit_log.info(json.dumps({"event": event, **fields}, sort_keys=True))
 
 
 def _problem(status: int, error: str, description: str, **headers: str) -> JSONResponse:
@@ -197,7 +192,6 @@ class _Server:
             await self.service.revoke_subject(claims.subject)
         except JWTWardError as exc:
             return self.auth.render(service_failure(exc, self.auth.settings))
-        audit("logout_all", user=claims.subject)
         response = Response(status_code=204)
         for name, value in logout_headers(self.auth.settings):
             response.headers.append(name, value)
@@ -229,7 +223,6 @@ class _Server:
             return self.auth.render(service_failure(exc, self.auth.settings))
         if not revoked:
             return _problem(404, "not_found", "no such session")
-        audit("session_revoked", user=claims.subject, session=session_id)
         return Response(status_code=204)
 
     # -- RFC 7009 and RFC 7662 ----------------------------------------------------------------
@@ -271,7 +264,7 @@ class _Server:
             await self.service.revoke(token)
         except JWTWardError as exc:
             return self.auth.render(service_failure(exc, self.auth.settings))
-        audit("revoke", client=client_id)
+        audit("oauth_revoke", client=client_id)
         return Response(status_code=200, headers=dict(NO_STORE))
 
     async def oauth_introspect(self, request: Request) -> Response:

@@ -31,7 +31,7 @@ from jwtward.errors import (
 from jwtward.jose.keys import Key
 from jwtward.jose.keyset import KeySource
 from jwtward.policy import Policy
-from jwtward.tokens import lifecycle
+from jwtward.tokens import events, lifecycle
 from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.tokens.lifecycle import RefreshDecision, Settings
 from jwtward.tokens.records import FamilyRecord
@@ -185,6 +185,7 @@ class Lifecycle:
         pair, refresh = self._make_pair(family, extra, now)
         first = lifecycle.new_refresh_record(family, refresh, self.refresh_policy.leeway_seconds)
         yield StoreCall("create_family", (family, first))
+        events.emit("session_started", user=subject, session=family.family_id)
         return pair
 
     # -- verification ------------------------------------------------------------------
@@ -260,10 +261,12 @@ class Lifecycle:
             decision = lifecycle.refresh_decision(view, now, grace)
             if decision is RefreshDecision.REPLAY:
                 assert view is not None and view.record.successor is not None  # noqa: S101
+                events.emit("refresh_replayed", user=claims["sub"], session=claims["sid"])
                 return self._open_successor(jti, view.record.successor)
             if decision is RefreshDecision.REUSE:
                 assert view is not None  # noqa: S101
                 yield StoreCall("revoke_family", (view.record.family_id, now))
+                events.emit("refresh_reuse_detected", user=claims["sub"], session=claims["sid"])
                 raise RefreshTokenReuse(
                     "the refresh token was already used; the session has been revoked"
                 )
@@ -280,6 +283,7 @@ class Lifecycle:
                 family, refresh, self.refresh_policy.leeway_seconds
             )
             if (yield StoreCall("rotate", (digest, now, successor, sealed))):
+                events.emit("refresh", user=family.subject, session=family.family_id)
                 return pair
             # Lost a race with another rotation of the same token: read again.
         raise RevokedToken("the refresh token could not be rotated")
@@ -291,6 +295,7 @@ class Lifecycle:
         fresh = yield SubjectCall(family.subject)
         if fresh is None:
             yield StoreCall("revoke_family", (family.family_id, now))
+            events.emit("subject_disabled", user=family.subject, session=family.family_id)
             raise SubjectDisabled("the subject may no longer get tokens; the session has ended")
         return lifecycle.keep_session_claims(family, fresh)
 
@@ -320,12 +325,14 @@ class Lifecycle:
             # Denied as long as the policy could accept it (exp + leeway).
             expires = float(claims["exp"]) + self.access_policy.leeway_seconds
             yield StoreCall("revoke_access", (claims["jti"], expires))
+            events.emit("revoke", kind="access_token", user=claims["sub"], session=claims["sid"])
             return
         try:
             claims = self._refresh_claims(token)
         except InvalidToken:
             return
         yield StoreCall("revoke_family", (claims["sid"], self.now()))
+        events.emit("revoke", kind="refresh_token", user=claims["sub"], session=claims["sid"])
 
     def revoke_subject(self, subject: str) -> Flow[None]:
         """Log ``subject`` out everywhere: every session created until now is refused."""
@@ -333,6 +340,7 @@ class Lifecycle:
         now = self.now()
         keep_until = now + self.settings.session_lifetime.total_seconds() + 3600
         yield StoreCall("revoke_subject", (subject, now, keep_until))
+        events.emit("revoke_subject", user=subject)
 
     def revoke_session(self, subject: str, session_id: str) -> Flow[bool]:
         """Revoke one of ``subject``'s sessions by id; False if it is not theirs or not alive."""
@@ -342,6 +350,7 @@ class Lifecycle:
         if not any(family.family_id == session_id for family in sessions):
             return False
         yield StoreCall("revoke_family", (session_id, self.now()))
+        events.emit("revoke", kind="session", user=subject, session=session_id)
         return True
 
     def sessions(self, subject: str) -> Flow[list[FamilyRecord]]:
