@@ -51,7 +51,7 @@ def _backends(args: argparse.Namespace) -> Any:
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         line = sys.stdin.readline()
-        password = line[:-1] if line.endswith("\n") else line
+        password = line.removesuffix("\n").removesuffix("\r")
     else:
         password = getpass.getpass("password: ")
         if getpass.getpass("again: ") != password:
@@ -69,7 +69,10 @@ def _read_token(value: str) -> str:
 def _when(seconds: object) -> str:
     if not isinstance(seconds, int | float) or isinstance(seconds, bool):
         return str(seconds)
-    moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:  # an unverified token may carry any number: show it, do not fail on it
+        moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"{seconds} (out of the range of dates)"
     delta = int(seconds - time.time())
     ago = f"in {_span(delta)}" if delta >= 0 else f"{_span(-delta)} ago"
     return f"{seconds} ({moment}, {ago})"
@@ -256,8 +259,12 @@ def _load_keys(source: str) -> Any:
         from jwtward.keys import JWKSClient  # noqa: PLC0415
 
         return JWKSClient(source, allow_insecure_loopback=True)
-    text = Path(source).read_text()
-    document = json.loads(text)
+    try:
+        document = json.loads(Path(source).read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise UsageError(f"{source} is not a JSON JWK or JWK Set") from None
     if isinstance(document, dict) and "keys" in document:
         return KeySet.from_jwks(document, ignore_unsupported=True)
     return Key.from_jwk(document)
@@ -265,9 +272,16 @@ def _load_keys(source: str) -> Any:
 
 def _verify_with_jwks(args: argparse.Namespace) -> int:
     from jwtward import Policy, jwt  # noqa: PLC0415
+    from jwtward.server.config import load_config  # noqa: PLC0415
 
     keys = _load_keys(args.jwks)
-    policy = Policy(issuer=args.issuer, audience=args.audience, typ=args.typ)
+    # The server's own issuer and audience unless told otherwise.
+    config = load_config(data_dir=args.data_dir, store=args.store)
+    policy = Policy(
+        issuer=args.issuer or config.public_issuer,
+        audience=args.audience or config.audience,
+        typ=args.typ,
+    )
     claims = jwt.decode(_read_token(args.token), keys, policy)
     _print_json(claims)
     print("valid: signature and claims checked (revocation is not, without the store)",
