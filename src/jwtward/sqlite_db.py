@@ -97,7 +97,13 @@ class SQLiteDatabase:
     def _connect(self) -> sqlite3.Connection:
         try:
             # Create the file 0600 before SQLite does (it would honour the umask).
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            # Only when it does not exist yet: closing any descriptor of an open
+            # database file would drop this process's POSIX locks on it, those
+            # of its other SQLite connections included (and corrupt the file).
+            with contextlib.suppress(FileExistsError):
+                os.close(
+                    os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                )
         except OSError as exc:
             raise self.failure(exc) from None
         try:

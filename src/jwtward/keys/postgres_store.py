@@ -50,15 +50,15 @@ from jwtward.keys.sealing import (
 )
 
 # Shared rather than copied: the row <-> record conversion of the SQLite key
-# store (JSON columns as text) and the connection rules of the token store
-# (schema-name check, bounded waits, the driver errors to translate) hold here
-# unchanged.
+# store (JSON columns as text) holds here unchanged.
 from jwtward.keys.sqlite_store import _json, _row_values, _stored_record
-from jwtward.tokens.postgres_store import (
-    _DRIVER_ERRORS,
-    _SCHEMA_NAME,
-    _connection_options,
-    _Statements,
+from jwtward.postgres_db import (
+    DRIVER_ERRORS,
+    Deadline,
+    check_schema_name,
+    ensure_schema,
+    new_pool,
+    schema_lock_key,
 )
 
 __all__ = ["KEY_MIGRATIONS", "PostgresKeyStore"]
@@ -103,11 +103,8 @@ KEY_MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
 )
 
 _MIGRATION_LOCK: LiteralString = "SELECT pg_advisory_xact_lock(%s)"
-_SCHEMA_STATE: LiteralString = """SELECT
-    EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
-    EXISTS (SELECT 1 FROM pg_catalog.pg_tables
-            WHERE schemaname = %(schema)s AND tablename = 'key_store')"""
-_CREATE_SCHEMA: LiteralString = "CREATE SCHEMA IF NOT EXISTS {schema}"
+_HAS_TABLES: LiteralString = """SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+    WHERE schemaname = %s AND tablename = 'key_store')"""
 _SCHEMA_VERSION: LiteralString = "SELECT schema_version FROM {schema}.key_store WHERE id = 1"
 _SET_SCHEMA_VERSION: LiteralString = (
     "UPDATE {schema}.key_store SET schema_version = %s WHERE id = 1"
@@ -168,8 +165,7 @@ class PostgresKeyStore:
     ) -> None:
         if (pool is None) == (dsn is None):
             raise InvalidArgument("give exactly one of dsn and pool")
-        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
-            raise InvalidArgument("schema must be a lower-case identifier of at most 63 characters")
+        check_schema_name(schema)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise InvalidArgument("timeout must be a positive number of seconds")
         self._protection: Protection = resolve_protection(
@@ -195,7 +191,6 @@ class PostgresKeyStore:
             return sql.SQL(text).format(schema=name, columns=columns)
 
         self._migrations = tuple(tuple(bind(step) for step in steps) for steps in KEY_MIGRATIONS)
-        self._create_schema = bind(_CREATE_SCHEMA)
         self._schema_version = bind(_SCHEMA_VERSION)
         self._set_schema_version = bind(_SET_SCHEMA_VERSION)
         self._load_sql = bind(_LOAD)
@@ -205,9 +200,9 @@ class PostgresKeyStore:
         self._delete_records = bind(_DELETE_RECORDS)
         self._insert_record = bind(_INSERT_RECORD)
         self._update_meta = bind(_UPDATE_META)
-        # The token store's lock for this schema: both kinds of store may
-        # create the same schema, so their migrations must not run at once.
-        self._lock_key = _Statements.for_schema(schema).lock_key
+        # The lock every store takes for this schema: several kinds of store
+        # may create the same schema, so their migrations must not run at once.
+        self._lock_key = schema_lock_key(schema)
 
     @property
     def schema(self) -> str:
@@ -282,14 +277,11 @@ class PostgresKeyStore:
     # -- internals --------------------------------------------------------------
 
     def _new_pool(self) -> ConnectionPool[Any]:
-        return ConnectionPool(
+        return new_pool(
             self._dsn,
             min_size=0,
             max_size=4,
             timeout=self._timeout,
-            open=False,
-            check=ConnectionPool.check_connection,
-            kwargs=_connection_options(self._timeout),
             name=f"jwtward-keys-{self._schema}",
         )
 
@@ -298,26 +290,32 @@ class PostgresKeyStore:
         """A pooled connection in one transaction, committed when the block ends.
 
         An exception in the block rolls the transaction back. Every driver
-        failure, including one at commit, leaves as StoreError.
+        failure, including one at commit, leaves as StoreError; so does a call
+        that outlives its :class:`~jwtward.postgres_db.Deadline` (a stalled
+        server), whose connection is broken and then discarded.
         """
         if self._closed:
             raise StoreError("the key store is closed")
         try:
-            pool = self._prepare()
-            with pool.connection(timeout=self._timeout) as conn:
-                yield conn
-        except _DRIVER_ERRORS as exc:
+            with Deadline(self._timeout) as deadline:
+                pool = self._prepare(deadline)
+                with pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except DRIVER_ERRORS as exc:
             logger.warning("postgres key store unavailable: %s: %s", type(exc).__name__, exc)
             raise StoreError("the key store cannot answer right now") from None
 
-    def _prepare(self) -> ConnectionPool[Any]:
+    def _prepare(self, deadline: Deadline) -> ConnectionPool[Any]:
         """The pool of this process, open, with the tables up to date.
 
         After a fork, the child must not touch the connections it inherited
         (they are the parent's sessions): an owned pool is replaced, and the
         inherited one abandoned without being closed.
         """
-        with self._lock:
+        if not self._lock.acquire(timeout=deadline.remaining()):
+            raise TimeoutError("key store preparation did not finish in time")
+        try:
             if self._owns_pool and self._pid != os.getpid():
                 self._pid = os.getpid()
                 self._pool = self._new_pool()
@@ -325,17 +323,18 @@ class PostgresKeyStore:
             if not self._ready:
                 if self._owns_pool:
                     self._pool.open()
-                with self._pool.connection(timeout=self._timeout) as conn:
+                with self._pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
                     self._migrate(conn)
                 self._ready = True
             return self._pool
+        finally:
+            self._lock.release()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        conn.execute(_MIGRATION_LOCK, (self._lock_key,))
-        row = conn.execute(_SCHEMA_STATE, {"schema": self._schema}).fetchone()
-        has_schema, has_tables = (False, False) if row is None else (row[0], row[1])
-        if not has_schema:
-            conn.execute(self._create_schema)
+        ensure_schema(conn, self._schema)
+        row = conn.execute(_HAS_TABLES, (self._schema,)).fetchone()
+        has_tables = row is not None and bool(row[0])
         current = 0
         if has_tables:
             found = conn.execute(self._schema_version).fetchone()

@@ -21,6 +21,7 @@ import hmac
 import json
 import logging
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -33,9 +34,11 @@ from jwtward.server.ratelimit import RateLimits, address_key, username_key
 from jwtward.server.runtime import Backends
 from jwtward.server.users import User, normalize_username
 from jwtward.tokens import AccessClaims, AsyncTokenService, events
-from jwtward.web.fastapi import FastAPIAuth
+from jwtward.web.challenges import AuthFailure
+from jwtward.web.fastapi import FastAPIAuth, request_info
 from jwtward.web.handlers import NO_STORE, logout_headers, service_failure
 from jwtward.web.settings import WebSettings
+from jwtward.web.transport import check_origin
 
 __all__ = ["create_app"]
 
@@ -94,14 +97,20 @@ class _Server:
     # -- login ---------------------------------------------------------------------------
 
     async def _login_fields(self, request: Request) -> tuple[str, str, bool] | JSONResponse:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await request.body()
-        if len(raw) > _MAX_LOGIN_BODY:
+        content_type = _content_type(request)
+        if content_type not in (_JSON, _FORM):
+            # Also what keeps a foreign page's text/plain "simple request" out.
+            return _problem(400, "invalid_request", "send application/json (or a form)")
+        try:
+            check_origin(request_info(request, self.auth.settings), self.auth.settings)
+        except AuthFailure as failure:
+            return self.auth.render(failure)
+        raw = await _bounded_body(request, _MAX_LOGIN_BODY)
+        if raw is None:
             return _problem(400, "invalid_request", "the request body is too large")
         data: object
-        if content_type == "application/x-www-form-urlencoded":
-            form = await request.form()
-            data = {name: form.get(name) for name in ("username", "password")}
+        if content_type == _FORM:
+            data = _form_fields(raw, ("username", "password"))
         else:
             try:
                 data = json.loads(raw) if raw else None
@@ -114,15 +123,38 @@ class _Server:
             return _problem(400, "invalid_request", "username and password must be strings")
         return username, password, data.get("include_refresh_token") is True
 
-    async def _blocked(self, keys: list[tuple[str, int, float]], now: float) -> int | None:
-        limiter = self.backends.limiter
-        for key, limit, window in keys:
+    async def _admit(self, username: str | None, address: str, now: float) -> int | None:
+        """Whether this attempt may check a password; the ``Retry-After`` seconds if not.
+
+        The username's attempt is counted as a failure *before* the password
+        is checked (and forgiven after a success), so parallel guesses cannot
+        all pass a check made before any of them was counted. The address
+        is only checked here; its failures are counted after the check, so
+        successful logins from a shared address never lock it.
+        """
+        limiter, limits = self.backends.limiter, self.limits
+        retry_after = None
+        if username is not None:
             decision = await asyncio.to_thread(
-                limiter.check, key, limit=limit, window=window, now=now
+                limiter.hit, username_key(username), limit=limits.username_limit,
+                window=limits.username_window, now=now,
             )
             if not decision.allowed:
-                return decision.retry_after
-        return None
+                retry_after = decision.retry_after
+        decision = await asyncio.to_thread(
+            limiter.check, address_key(address), limit=limits.address_limit,
+            window=limits.address_window, now=now,
+        )
+        if not decision.allowed:
+            retry_after = max(retry_after or 0, decision.retry_after)
+        return retry_after
+
+    async def _count_address_failure(self, address: str, now: float) -> None:
+        limits = self.limits
+        await asyncio.to_thread(
+            self.backends.limiter.hit, address_key(address), limit=limits.address_limit,
+            window=limits.address_window, now=now,
+        )
 
     async def login(self, request: Request) -> Response:
         fields = await self._login_fields(request)
@@ -135,12 +167,8 @@ class _Server:
         except InvalidArgument:
             username = None
         now = time.time()
-        limits = self.limits
-        keys = [(address_key(address), limits.address_limit, limits.address_window)]
-        if username is not None:
-            keys.insert(0, (username_key(username), limits.username_limit, limits.username_window))
         try:
-            retry_after = await self._blocked(keys, now)
+            retry_after = await self._admit(username, address, now)
             if retry_after is not None:
                 audit("login_rate_limited", user=username, address=address)
                 return _problem(
@@ -154,12 +182,13 @@ class _Server:
                 self.hasher.verify, None if user is None else user.password_hash, password
             )
             if user is None or not result.ok or user.disabled:
-                for key, limit, window in keys:
-                    await asyncio.to_thread(
-                        self.backends.limiter.hit, key, limit=limit, window=window, now=now
-                    )
-                audit("login_failed", user=username, address=address)
-                return _problem(401, "invalid_grant", "invalid username or password")
+                await self._count_address_failure(address, now)
+                audit("login_failed", user=username if user is not None else None,
+                      address=address)
+                return _problem(
+                    401, "invalid_grant", "invalid username or password",
+                    **{"WWW-Authenticate": 'Bearer realm="jwtward"'},
+                )
             await asyncio.to_thread(self.backends.limiter.reset, username_key(user.username))
             if result.needs_rehash:
                 await self._rehash(user, password)
@@ -229,10 +258,12 @@ class _Server:
 
     async def _client_form(self, request: Request) -> tuple[str, str] | JSONResponse:
         """The authenticated client and the ``token`` form field, or the refusal."""
-        raw = await request.body()
-        if len(raw) > 16384:
+        if _content_type(request) != _FORM:
+            return _problem(400, "invalid_request", "send application/x-www-form-urlencoded")
+        raw = await _bounded_body(request, 16384)
+        if raw is None:
             return _problem(400, "invalid_request", "the request body is too large")
-        form = await request.form()
+        form = _form_fields(raw, ("client_id", "client_secret", "token", "token_type_hint"))
         client_id, secret = _basic_credentials(request.headers.get("authorization"))
         if client_id is None:
             form_id, form_secret = form.get("client_id"), form.get("client_secret")
@@ -332,6 +363,35 @@ class _Server:
             except JWTWardError as exc:
                 logger.warning("key maintenance failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(_MAINTAIN_EVERY)
+
+
+_JSON = "application/json"
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, read in chunks and abandoned past ``limit`` bytes (None then)."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > limit:
+            return None
+    return bytes(data)
+
+
+def _form_fields(raw: bytes, names: tuple[str, ...]) -> dict[str, str | None]:
+    """The named fields of a URL-encoded form (first value each; malformed text: none)."""
+    try:
+        parsed = urllib.parse.parse_qs(
+            raw.decode("utf-8"), keep_blank_values=True, max_num_fields=20, strict_parsing=False
+        )
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return {name: parsed[name][0] if name in parsed else None for name in names}
 
 
 def _basic_credentials(header: str | None) -> tuple[str | None, str | None]:

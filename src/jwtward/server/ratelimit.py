@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
+    from jwtward.postgres_db import Deadline
+
 __all__ = [
     "MemoryRateLimiter",
     "PostgresRateLimiter",
@@ -526,7 +528,6 @@ PG_MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
         "CREATE INDEX rate_limits_expires_idx ON {schema}.rate_limits (expires_at)",
     ),
 )
-_PG_CREATE_SCHEMA: Final[LiteralString] = "CREATE SCHEMA IF NOT EXISTS {schema}"
 _PG_CREATE_VERSIONS: Final[LiteralString] = """CREATE TABLE IF NOT EXISTS
     {schema}.rate_limit_schema_version (
         version integer PRIMARY KEY,
@@ -586,18 +587,14 @@ class PostgresRateLimiter:
         timeout: float = 5.0,
     ) -> None:
         from psycopg import sql  # noqa: PLC0415 - optional driver
-        from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
-        from jwtward.tokens import postgres_store  # noqa: PLC0415
+        from jwtward import postgres_db  # noqa: PLC0415
 
         if pool is not None and dsn is not None:
             raise InvalidArgument("give exactly one of dsn and pool")
-        postgres_store._check_pool_args(min_size, max_size, timeout)
-        # Validates the schema name and names the migration lock the token store takes.
-        token_statements = postgres_store._Statements.for_schema(schema)
-        self._schema = schema
-        self._lock_key = token_statements.lock_key
-        self._errors = postgres_store._DRIVER_ERRORS
+        postgres_db.check_pool_args(min_size, max_size, timeout)
+        self._schema = postgres_db.check_schema_name(schema)
+        self._db = postgres_db
         self._timeout = float(timeout)
         name = sql.Identifier(schema)
 
@@ -605,7 +602,6 @@ class PostgresRateLimiter:
             return sql.SQL(text).format(schema=name)
 
         self._migrations = tuple(tuple(bind(step) for step in steps) for steps in PG_MIGRATIONS)
-        self._create_schema = bind(_PG_CREATE_SCHEMA)
         self._create_versions = bind(_PG_CREATE_VERSIONS)
         self._current_version = bind(_PG_CURRENT_VERSION)
         self._record_version = bind(_PG_RECORD_VERSION)
@@ -617,14 +613,11 @@ class PostgresRateLimiter:
         if pool is None:
             if dsn is None:
                 raise InvalidArgument("give exactly one of dsn and pool")
-            pool = ConnectionPool(
+            pool = postgres_db.new_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self._timeout,
-                open=False,
-                check=ConnectionPool.check_connection,
-                kwargs=postgres_store._connection_options(self._timeout),
                 name=f"jwtward-ratelimit-{schema}",
             )
         self._pool: ConnectionPool[Any] = pool
@@ -638,33 +631,41 @@ class PostgresRateLimiter:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction; every driver failure as StoreUnavailable."""
+        """A pooled connection in one transaction; every driver failure as StoreUnavailable.
+
+        So is a call that outlives its :class:`~jwtward.postgres_db.Deadline`
+        (a stalled server), whose connection is broken and then discarded.
+        """
         if self._closed:
             raise StoreUnavailable("the rate limiter is closed")
         try:
-            self._prepare()
-            with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
-        except self._errors as exc:
+            with self._db.Deadline(self._timeout) as deadline:
+                self._prepare(deadline)
+                with self._pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except self._db.DRIVER_ERRORS as exc:
             raise _pg_unavailable(exc) from None
 
-    def _prepare(self) -> None:
+    def _prepare(self, deadline: Deadline) -> None:
         if self._ready:
             return
-        with self._ready_lock:
+        if not self._ready_lock.acquire(timeout=deadline.remaining()):
+            raise TimeoutError("rate limiter preparation did not finish in time")
+        try:
             if self._ready:
                 return
             if self._owns_pool:
                 self._pool.open()
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
                 self._migrate(conn)
             self._ready = True
+        finally:
+            self._ready_lock.release()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        from jwtward.tokens.postgres_store import _MIGRATION_LOCK  # noqa: PLC0415
-
-        conn.execute(_MIGRATION_LOCK, (self._lock_key,))
-        conn.execute(self._create_schema)
+        self._db.ensure_schema(conn, self._schema)
         conn.execute(self._create_versions)
         row = conn.execute(self._current_version).fetchone()
         current = 0 if row is None else int(row[0])

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
+    from jwtward.postgres_db import Deadline
+
 __all__ = [
     "MAX_USERNAME_LENGTH",
     "PostgresUserStore",
@@ -437,10 +439,6 @@ _PG_MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
         )""",
     ),
 )
-_PG_SCHEMA_EXISTS: Final[LiteralString] = (
-    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %s)"
-)
-_PG_CREATE_SCHEMA: Final[LiteralString] = "CREATE SCHEMA IF NOT EXISTS {schema}"
 _PG_CREATE_VERSIONS: Final[LiteralString] = """
 CREATE TABLE IF NOT EXISTS {schema}.user_schema_version (
     version integer PRIMARY KEY,
@@ -480,7 +478,6 @@ class _PgStatements:
     """The store's statements with its schema name filled in once."""
 
     migrations: tuple[tuple[sql.Composed, ...], ...]
-    create_schema: sql.Composed
     create_versions: sql.Composed
     current_version: sql.Composed
     record_version: sql.Composed
@@ -502,7 +499,6 @@ def _pg_statements(schema: str) -> _PgStatements:
 
     return _PgStatements(
         migrations=tuple(tuple(bind(step) for step in steps) for steps in _PG_MIGRATIONS),
-        create_schema=bind(_PG_CREATE_SCHEMA),
         create_versions=bind(_PG_CREATE_VERSIONS),
         current_version=bind(_PG_CURRENT_VERSION),
         record_version=bind(_PG_RECORD_VERSION),
@@ -544,32 +540,24 @@ class PostgresUserStore:
     ) -> None:
         # Imported here: psycopg is an optional dependency, and the SQLite
         # store above must work without it.
-        from psycopg_pool import ConnectionPool  # noqa: PLC0415
-
-        from jwtward.tokens import postgres_store  # noqa: PLC0415
+        from jwtward import postgres_db  # noqa: PLC0415
 
         if pool is not None and dsn is not None:
             raise InvalidArgument("give exactly one of dsn and pool")
-        postgres_store._check_pool_args(min_size, max_size, timeout)
-        # Validates the schema name; its lock key is shared with the token store.
-        self._lock_key = postgres_store._Statements.for_schema(schema).lock_key
-        self._schema = schema
+        postgres_db.check_pool_args(min_size, max_size, timeout)
+        self._schema = postgres_db.check_schema_name(schema)
         self._sql = _pg_statements(schema)
         self._timeout = float(timeout)
-        self._driver_errors = postgres_store._DRIVER_ERRORS
-        self._lock_statement = postgres_store._MIGRATION_LOCK
+        self._db = postgres_db
         self._owns_pool = pool is None
         if pool is None:
             if dsn is None:
                 raise InvalidArgument("give exactly one of dsn and pool")
-            pool = ConnectionPool(
+            pool = postgres_db.new_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self._timeout,
-                open=False,
-                check=ConnectionPool.check_connection,
-                kwargs=postgres_store._connection_options(self._timeout),
                 name=f"jwtward-users-{schema}",
             )
         self._pool: ConnectionPool[Any] = pool
@@ -583,35 +571,44 @@ class PostgresUserStore:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends."""
+        """A pooled connection in one transaction, committed when the block ends.
+
+        Every driver failure leaves as StoreUnavailable; so does a call that
+        outlives its :class:`~jwtward.postgres_db.Deadline` (a stalled server),
+        whose connection is broken and then discarded.
+        """
         if self._closed:
             raise StoreUnavailable("the user store is closed")
         try:
-            self._prepare()
-            with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
-        except self._driver_errors as exc:
+            with self._db.Deadline(self._timeout) as deadline:
+                self._prepare(deadline)
+                with self._pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except self._db.DRIVER_ERRORS as exc:
             raise _pg_unavailable(exc) from None
 
-    def _prepare(self) -> None:
+    def _prepare(self, deadline: Deadline) -> None:
         """Open the owned pool and bring the schema up to date, once per store."""
         if self._ready:
             return
-        with self._ready_lock:
+        if not self._ready_lock.acquire(timeout=deadline.remaining()):
+            raise TimeoutError("user store preparation did not finish in time")
+        try:
             if self._ready:
                 return
             if self._owns_pool:
                 self._pool.open()
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
                 self._migrate(conn)
             self._ready = True
+        finally:
+            self._ready_lock.release()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         s = self._sql
-        conn.execute(self._lock_statement, (self._lock_key,))
-        row = conn.execute(_PG_SCHEMA_EXISTS, (self._schema,)).fetchone()
-        if row is None or not row[0]:
-            conn.execute(s.create_schema)
+        self._db.ensure_schema(conn, self._schema)
         conn.execute(s.create_versions)
         row = conn.execute(s.current_version).fetchone()
         current = 0 if row is None else int(row[0])

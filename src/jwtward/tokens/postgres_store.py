@@ -25,10 +25,7 @@ Requires ``psycopg`` 3 with ``psycopg_pool`` (the ``postgres`` extra).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import math
-import re
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
@@ -41,6 +38,17 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from jwtward.codecs import dumps, loads_object
 from jwtward.errors import DecodeError, InvalidArgument, StoreUnavailable
+from jwtward.postgres_db import (
+    DRIVER_ERRORS,
+    Deadline,
+    async_deadline,
+    async_ensure_schema,
+    check_pool_args,
+    check_schema_name,
+    ensure_schema,
+    new_async_pool,
+    new_pool,
+)
 from jwtward.tokens.records import (
     AccessView,
     FamilyRecord,
@@ -52,10 +60,6 @@ from jwtward.tokens.records import (
 __all__ = ["MIGRATIONS", "AsyncPostgresTokenStore", "PostgresTokenStore"]
 
 logger = logging.getLogger("jwtward.tokens")
-
-# A schema name goes into SQL text (quoted, but still): only plain lower-case
-# identifiers within PostgreSQL's 63-byte limit, so nothing needs escaping.
-_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # The database only ever holds JSON this store wrote itself; the bound is
 # there so that a corrupt row cannot make a read parse without end.
@@ -114,11 +118,10 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
     ),
 )
 
-_SCHEMA_STATE: LiteralString = """SELECT
-    EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = %(schema)s),
-    EXISTS (SELECT 1 FROM pg_catalog.pg_tables
-            WHERE schemaname = %(schema)s AND tablename = 'schema_version')"""
-_CREATE_SCHEMA: LiteralString = "CREATE SCHEMA IF NOT EXISTS {schema}"
+# Checked before creating: creating needs a privilege that a role which only
+# uses an existing schema may lack, even with IF NOT EXISTS.
+_HAS_VERSION_TABLE: LiteralString = """SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+    WHERE schemaname = %s AND tablename = 'schema_version')"""
 _CREATE_VERSION_TABLE: LiteralString = """CREATE TABLE {schema}.schema_version (
     version integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
@@ -127,7 +130,6 @@ _CURRENT_VERSION: LiteralString = (
     "SELECT coalesce(max(version), 0) FROM {schema}.schema_version"
 )
 _RECORD_VERSION: LiteralString = "INSERT INTO {schema}.schema_version (version) VALUES (%s)"
-_MIGRATION_LOCK: LiteralString = "SELECT pg_advisory_xact_lock(%s)"
 
 # -- statements ------------------------------------------------------------------
 
@@ -232,7 +234,6 @@ class _Statements:
 
     schema: str
     migrations: tuple[tuple[sql.Composed, ...], ...]
-    create_schema: sql.Composed
     create_version_table: sql.Composed
     current_version: sql.Composed
     record_version: sql.Composed
@@ -250,11 +251,7 @@ class _Statements:
 
     @classmethod
     def for_schema(cls, schema: str) -> _Statements:
-        if not isinstance(schema, str) or not _SCHEMA_NAME.fullmatch(schema):
-            raise InvalidArgument(
-                "schema must be a lower-case identifier of at most 63 characters"
-            )
-        name = sql.Identifier(schema)
+        name = sql.Identifier(check_schema_name(schema))
         family_columns = sql.SQL(_FAMILY_COLUMNS)
 
         def bind(text: LiteralString) -> sql.Composed:
@@ -263,7 +260,6 @@ class _Statements:
         return cls(
             schema=schema,
             migrations=tuple(tuple(bind(step) for step in steps) for steps in MIGRATIONS),
-            create_schema=bind(_CREATE_SCHEMA),
             create_version_table=bind(_CREATE_VERSION_TABLE),
             current_version=bind(_CURRENT_VERSION),
             record_version=bind(_RECORD_VERSION),
@@ -279,12 +275,6 @@ class _Statements:
             sessions=bind(_SESSIONS),
             purge=bind(_PURGE),
         )
-
-    @property
-    def lock_key(self) -> int:
-        """The advisory lock serializing migrations of this schema (a signed 64-bit int)."""
-        digest = hashlib.sha256(b"jwtward.tokens.postgres_store:" + self.schema.encode()).digest()
-        return int.from_bytes(digest[:8], "big", signed=True)
 
 
 # -- rows and records ------------------------------------------------------------
@@ -397,42 +387,6 @@ def _unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable("the token store cannot answer right now")
 
 
-# Driver errors (psycopg.Error covers the pool's PoolTimeout, PoolClosed and
-# TooManyRequests) and socket errors that might slip past the driver.
-_DRIVER_ERRORS: tuple[type[BaseException], ...] = (psycopg.Error, OSError)
-
-
-def _connection_options(timeout: float) -> dict[str, Any]:
-    """Bound every wait: connecting, each statement, and a peer that went silent.
-
-    ``statement_timeout`` ends a query the server does not finish; TCP
-    keepalives notice a server (or a network path) that vanished without
-    closing the connection.
-    """
-    millis = max(1, int(timeout * 1000))
-    return {
-        "connect_timeout": _connect_timeout(timeout),
-        "options": f"-c statement_timeout={millis}",
-        "keepalives": 1,
-        "keepalives_idle": max(1, int(timeout)),
-        "keepalives_interval": 1,
-        "keepalives_count": 3,
-        "tcp_user_timeout": millis,
-    }
-
-
-def _connect_timeout(timeout: float) -> int:
-    # libpq takes whole seconds and treats anything under 2 as 2.
-    return max(2, math.ceil(timeout))
-
-
-def _check_pool_args(min_size: int, max_size: int, timeout: float) -> None:
-    if not 0 <= min_size <= max_size or max_size < 1:
-        raise InvalidArgument("pool sizes must satisfy 0 <= min_size <= max_size, max_size >= 1")
-    if not timeout > 0:
-        raise InvalidArgument("timeout must be a positive number of seconds")
-
-
 # -- the sync store --------------------------------------------------------------
 
 
@@ -457,21 +411,18 @@ class PostgresTokenStore:
     ) -> None:
         if pool is not None and dsn is not None:
             raise InvalidArgument("give exactly one of dsn and pool")
-        _check_pool_args(min_size, max_size, timeout)
+        check_pool_args(min_size, max_size, timeout)
         self._sql = _Statements.for_schema(schema)
         self._timeout = float(timeout)
         self._owns_pool = pool is None
         if pool is None:
             if dsn is None:
                 raise InvalidArgument("give exactly one of dsn and pool")
-            pool = ConnectionPool(
+            pool = new_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self._timeout,
-                open=False,
-                check=ConnectionPool.check_connection,
-                kwargs=_connection_options(self._timeout),
                 name=f"jwtward-{schema}",
             )
         self._pool: ConnectionPool[Any] = pool
@@ -487,38 +438,44 @@ class PostgresTokenStore:
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection in one transaction, committed when the block ends.
 
-        Every driver failure, including one at commit, leaves as StoreUnavailable.
+        Every driver failure, including one at commit, leaves as StoreUnavailable;
+        so does a call that outlives its :class:`~jwtward.postgres_db.Deadline`
+        (a stalled server), whose connection is broken and then discarded.
         """
         if self._closed:
             raise StoreUnavailable("the token store is closed")
         try:
-            self._prepare()
-            with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
-        except _DRIVER_ERRORS as exc:
+            with Deadline(self._timeout) as deadline:
+                self._prepare(deadline)
+                with self._pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except DRIVER_ERRORS as exc:
             raise _unavailable(exc) from None
 
-    def _prepare(self) -> None:
+    def _prepare(self, deadline: Deadline) -> None:
         """Open the owned pool and bring the schema up to date, once per store."""
         if self._ready:
             return
-        with self._ready_lock:
+        if not self._ready_lock.acquire(timeout=deadline.remaining()):
+            raise TimeoutError("schema preparation did not finish in time")
+        try:
             if self._ready:
                 return
             if self._owns_pool:
                 self._pool.open()
-            with self._pool.connection(timeout=self._timeout) as conn:
+            with self._pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
                 self._migrate(conn)
             self._ready = True
+        finally:
+            self._ready_lock.release()
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         s = self._sql
-        conn.execute(_MIGRATION_LOCK, (s.lock_key,))
-        row = conn.execute(_SCHEMA_STATE, {"schema": s.schema}).fetchone()
-        has_schema, has_versions = (False, False) if row is None else (row[0], row[1])
-        if not has_schema:
-            conn.execute(s.create_schema)
-        if not has_versions:
+        ensure_schema(conn, s.schema)
+        row = conn.execute(_HAS_VERSION_TABLE, (s.schema,)).fetchone()
+        if row is None or not row[0]:
             conn.execute(s.create_version_table)
         current = _count_from(conn.execute(s.current_version).fetchone())
         for version in range(current + 1, len(s.migrations) + 1):
@@ -626,7 +583,7 @@ class AsyncPostgresTokenStore:
     ) -> None:
         if pool is not None and dsn is not None:
             raise InvalidArgument("give exactly one of dsn and pool")
-        _check_pool_args(min_size, max_size, timeout)
+        check_pool_args(min_size, max_size, timeout)
         self._sql = _Statements.for_schema(schema)
         self._timeout = float(timeout)
         self._owns_pool = pool is None
@@ -634,14 +591,11 @@ class AsyncPostgresTokenStore:
             if dsn is None:
                 raise InvalidArgument("give exactly one of dsn and pool")
             # Opened on first use: an async pool needs the running event loop.
-            pool = AsyncConnectionPool(
+            pool = new_async_pool(
                 dsn,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=self._timeout,
-                open=False,
-                check=AsyncConnectionPool.check_connection,
-                kwargs=_connection_options(self._timeout),
                 name=f"jwtward-{schema}",
             )
         self._pool: AsyncConnectionPool[Any] = pool
@@ -655,17 +609,23 @@ class AsyncPostgresTokenStore:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends."""
+        """A pooled connection in one transaction, committed when the block ends.
+
+        Bounded by :func:`~jwtward.postgres_db.async_deadline`: a stalled
+        server costs StoreUnavailable after ``timeout`` and a short margin.
+        """
         if self._closed:
             raise StoreUnavailable("the token store is closed")
         try:
-            await self._prepare()
-            async with self._pool.connection(timeout=self._timeout) as conn:
-                yield conn
-        except _DRIVER_ERRORS as exc:
+            async with async_deadline(self._timeout) as deadline:
+                await self._prepare(deadline)
+                async with self._pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except DRIVER_ERRORS as exc:
             raise _unavailable(exc) from None
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, deadline: Deadline) -> None:
         if self._ready:
             return
         async with self._ready_lock:
@@ -673,18 +633,16 @@ class AsyncPostgresTokenStore:
                 return
             if self._owns_pool:
                 await self._pool.open()
-            async with self._pool.connection(timeout=self._timeout) as conn:
+            async with self._pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
                 await self._migrate(conn)
             self._ready = True
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
         s = self._sql
-        await conn.execute(_MIGRATION_LOCK, (s.lock_key,))
-        row = await (await conn.execute(_SCHEMA_STATE, {"schema": s.schema})).fetchone()
-        has_schema, has_versions = (False, False) if row is None else (row[0], row[1])
-        if not has_schema:
-            await conn.execute(s.create_schema)
-        if not has_versions:
+        await async_ensure_schema(conn, s.schema)
+        row = await (await conn.execute(_HAS_VERSION_TABLE, (s.schema,))).fetchone()
+        if row is None or not row[0]:
             await conn.execute(s.create_version_table)
         current = _count_from(await (await conn.execute(s.current_version)).fetchone())
         for version in range(current + 1, len(s.migrations) + 1):

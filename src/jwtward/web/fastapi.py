@@ -92,6 +92,27 @@ def request_info(request: Request, settings: WebSettings) -> RequestInfo:
     )
 
 
+def _credentials_info(request: Request, settings: WebSettings) -> RequestInfo:
+    """Just what finding the credentials needs: the hot path of every protected request.
+
+    Cookies and the query string are parsed only when the raw request holds
+    them; the origin headers wait for the CSRF check of a cookie request.
+    """
+    headers = request.headers
+    cookies: dict[str, str] = {}
+    if settings.access_cookie is not None and "cookie" in headers:
+        cookies = request.cookies
+    query_token = False
+    if b"access_token" in request.scope.get("query_string", b""):
+        query_token = "access_token" in request.query_params
+    return RequestInfo(
+        method=request.method,
+        authorization=headers.getlist("authorization"),
+        cookies=cookies,
+        query_token=query_token,
+    )
+
+
 class _Refusal(AuthFailure):
     """An :class:`AuthFailure` that Starlette may strip of its traceback.
 
@@ -132,7 +153,7 @@ class BearerScheme(SecurityBase):
     async def __call__(self, request: Request) -> Credentials | None:
         settings = self._auth.settings
         try:
-            return extract_credentials(request_info(request, settings), settings)
+            return extract_credentials(_credentials_info(request, settings), settings)
         except AuthFailure as failure:
             raise self._auth.refusal(request, failure) from None
 
