@@ -116,11 +116,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  data:  {config.data_dir.resolve()} (store: {config.store_kind})", flush=True)
     print(f"  keys:  {'generated and sealed' if first_start else 'loaded'} "
           f"({config.algorithm}); JWKS at {url}/.well-known/jwks.json", flush=True)
+    if config.master_key is None and config.key_passphrase is None:
+        print("  WARNING: the signing keys are sealed with master.key beside them; in "
+              "production set JWTWARD_MASTER_KEY from a secret store", flush=True)
     print("  first user: jwtward users add NAME --data-dir "
           f"{config.data_dir} (add --password-stdin to read the password from stdin)", flush=True)
     app = create_app(backends)
+    # Client addresses (rate limits, session list) come from X-Forwarded-For
+    # only when the peer is one of JWTWARD_FORWARDED_ALLOW_IPS (none by default).
     uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level.lower(),
-                access_log=False)
+                access_log=False, proxy_headers=bool(config.forwarded_allow_ips),
+                forwarded_allow_ips=config.forwarded_allow_ips or None)
     return EXIT_OK
 
 

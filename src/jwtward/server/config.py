@@ -39,7 +39,7 @@ class ServerConfig(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path("jwtward-data")
-    store: str | None = None
+    store: str | None = Field(default=None, repr=False)  # may hold a password
     namespace: str = Field(default="jwtward", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
     issuer: str | None = None
     audience: str = "jwtward"
@@ -49,8 +49,8 @@ class ServerConfig(BaseSettings):
     session_lifetime: int = Field(default=30 * 86400, ge=60)
     reuse_grace: int = Field(default=0, ge=0, le=300)
     key_rotation_days: int = Field(default=90, ge=2, le=3650)
-    master_key: str | None = None
-    key_passphrase: str | None = None
+    master_key: str | None = Field(default=None, repr=False)
+    key_passphrase: str | None = Field(default=None, repr=False)
     cookie_secure: bool = True
     cookie_domain: str | None = None
     refresh_cookie: str = "jwtward-refresh"
@@ -58,7 +58,8 @@ class ServerConfig(BaseSettings):
     login_user_limit: int = Field(default=5, ge=1)
     login_address_limit: int = Field(default=20, ge=1)
     login_window: int = Field(default=300, ge=1)
-    clients: dict[str, str] = Field(default_factory=dict)
+    clients: dict[str, str] = Field(default_factory=dict, repr=False)
+    forwarded_allow_ips: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("algorithm")

@@ -123,16 +123,31 @@ def key_protection(config: ServerConfig) -> dict[str, Any]:
         return {"master_key": _decode_master_key(config.master_key, "JWTWARD_MASTER_KEY")}
     path = config.data_dir / MASTER_KEY_FILE
     if not path.exists():
-        config.data_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="))
+        _write_master_key(path)
         logger.warning(
             "made a master key for the sealed signing keys at %s; for production set "
             "JWTWARD_MASTER_KEY from a secret store instead of keeping it beside the keys",
             path,
         )
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} is readable by other users; chmod 600 it")
     return {"master_key": _decode_master_key(path.read_text().strip(), str(path))}
+
+
+def _write_master_key(path: Path) -> None:
+    """Make the key file whole or not at all, even with several processes starting at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="))
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process made it first: use that
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _decode_master_key(text: str, where: str) -> bytes:

@@ -22,6 +22,7 @@ logger = logging.getLogger("jwtward.web")
 
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
 _REALM_CHARS = re.compile(r"^[\x20-\x7e]*$")
+_DOMAIN = re.compile(r"\.?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ class WebSettings:
     insecure_development_cookies: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.realm, str) or not _REALM_CHARS.match(self.realm) or (
+        if not isinstance(self.realm, str) or not _REALM_CHARS.fullmatch(self.realm) or (
             '"' in self.realm or "\\" in self.realm
         ):
             raise InvalidArgument("realm must be printable ASCII without quotes or backslashes")
@@ -61,20 +62,20 @@ class WebSettings:
         if self.access_cookie is not None:
             names.append(self.access_cookie)
         for name in names:
-            if not isinstance(name, str) or not _TOKEN_CHARS.match(name):
+            if not isinstance(name, str) or not _TOKEN_CHARS.fullmatch(name):
                 raise InvalidArgument(f"{name!r:.40} is not a valid cookie or header name")
         for path in (self.refresh_path, self.access_cookie_path):
-            if not isinstance(path, str) or not path.startswith("/") or ";" in path:
+            if not isinstance(path, str) or not re.fullmatch(r"/[\x21-\x3a\x3c-\x7e]*", path):
                 raise InvalidArgument("cookie paths must start with '/' and hold no ';'")
         if self.cookie_domain is not None and (
             not isinstance(self.cookie_domain, str)
-            or not re.match(r"^\.?[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?$", self.cookie_domain)
+            or not _DOMAIN.fullmatch(self.cookie_domain)
         ):
             raise InvalidArgument("cookie_domain must be a host name such as app.example")
         if isinstance(self.trusted_origins, str):
             raise InvalidArgument("trusted_origins must be a collection of origins")
         for origin in self.trusted_origins:
-            if not isinstance(origin, str) or not re.match(r"^https?://[^/\s]+$", origin):
+            if not isinstance(origin, str) or not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise InvalidArgument(f"{origin!r:.60} is not an origin like https://app.example")
         if type(self.insecure_development_cookies) is not bool:
             raise InvalidArgument("insecure_development_cookies must be a bool")
