@@ -139,23 +139,42 @@ def raisable(failure: AuthFailure) -> AuthFailure:
 
 
 class BearerScheme(SecurityBase):
-    """The OpenAPI ``http``/``bearer`` scheme, reading credentials by the jwtward rules.
+    """The OpenAPI ``http``/``bearer`` scheme, and the claims dependency in one object.
 
-    It never fails on its own for a missing token (the claims dependency
-    decides whether that is allowed); a malformed request is refused here.
+    FastAPI lists every dependency that is a :class:`SecurityBase` in the
+    route's OpenAPI security requirements, with the scopes of its
+    ``Security(...)``; making the claims dependency the scheme itself keeps
+    the request path to one dependency (reading the credentials, verifying,
+    checking scopes) instead of three.
     """
 
-    def __init__(self, auth: FastAPIAuth, *, scheme_name: str, description: str | None) -> None:
+    def __init__(
+        self,
+        auth: FastAPIAuth,
+        *,
+        scheme_name: str,
+        description: str | None,
+        optional: bool,
+    ) -> None:
         self.model = HTTPBearerModel(bearerFormat="JWT", description=description)
         self.scheme_name = scheme_name
         self._auth = auth
+        self._optional = optional
 
-    async def __call__(self, request: Request) -> Credentials | None:
-        settings = self._auth.settings
+    async def __call__(
+        self, request: Request, security_scopes: SecurityScopes
+    ) -> AccessClaims | None:
+        auth = self._auth
+        settings = auth.settings
         try:
-            return extract_credentials(_credentials_info(request, settings), settings)
+            credentials = extract_credentials(_credentials_info(request, settings), settings)
         except AuthFailure as failure:
-            raise self._auth.refusal(request, failure) from None
+            raise auth.refusal(request, failure) from None
+        if credentials is None:
+            if self._optional:
+                return None
+            raise auth.refusal(request, missing())
+        return await auth._verify(request, credentials, security_scopes.scopes)
 
 
 class FastAPIAuth:
@@ -185,9 +204,13 @@ class FastAPIAuth:
             )
         self.service = service
         self.settings = settings if settings is not None else WebSettings()
-        self.scheme = BearerScheme(self, scheme_name=scheme_name, description=description)
-        self.claims: ClaimsDependency = self._claims_dependency()
-        self.optional_claims: OptionalClaimsDependency = self._optional_dependency()
+        self.claims: ClaimsDependency = BearerScheme(  # type: ignore[assignment]
+            self, scheme_name=scheme_name, description=description, optional=False
+        )
+        self.optional_claims: OptionalClaimsDependency = BearerScheme(
+            self, scheme_name=scheme_name, description=description, optional=True
+        )
+        self.scheme = self.claims
 
     # -- refusals ---------------------------------------------------------------------------
 
@@ -242,36 +265,6 @@ class FastAPIAuth:
         if lacking is not None:
             raise self.refusal(request, lacking)
         return claims
-
-    def _claims_dependency(self) -> ClaimsDependency:
-        scheme = self.scheme
-
-        async def claims(
-            request: Request,
-            security_scopes: SecurityScopes,
-            credentials: Credentials | None = Depends(scheme),  # noqa: B008 - FastAPI idiom
-        ) -> AccessClaims:
-            """The verified access token's claims; 401/400/403/503 otherwise."""
-            if credentials is None:
-                raise self.refusal(request, missing())
-            return await self._verify(request, credentials, security_scopes.scopes)
-
-        return claims
-
-    def _optional_dependency(self) -> OptionalClaimsDependency:
-        scheme = self.scheme
-
-        async def optional_claims(
-            request: Request,
-            security_scopes: SecurityScopes,
-            credentials: Credentials | None = Depends(scheme),  # noqa: B008 - FastAPI idiom
-        ) -> AccessClaims | None:
-            """The claims when a token is presented, ``None`` when none is."""
-            if credentials is None:
-                return None
-            return await self._verify(request, credentials, security_scopes.scopes)
-
-        return optional_claims
 
     def require_roles(self, *roles: str, claim: str = "roles") -> ClaimsDependency:
         """A dependency yielding the claims when the token carries every role in ``roles``."""
