@@ -59,7 +59,9 @@ class Login(BaseModel):
 @app.post("/login")
 async def login(form: Login) -> Response:
     """Check the demo account, then start a session (cookies + access token)."""
-    if form.username != "demo" or not hmac.compare_digest(form.password, DEMO_PASSWORD):
+    if form.username != "demo" or not hmac.compare_digest(
+        form.password.encode(), DEMO_PASSWORD.encode()
+    ):
         raise HTTPException(401, "wrong username or password")
     return await auth.login_response(
         "demo", scope="orders:read", claims={"roles": ["customer"]}

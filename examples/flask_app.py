@@ -50,8 +50,9 @@ app.register_blueprint(auth.blueprint())  # POST /auth/refresh and /auth/logout
 def login() -> Any:
     body = request.get_json(silent=True) or {}
     username = body.get("username")
-    if not isinstance(username, str) or not username:
-        return {"error": "invalid_request", "error_description": "username is required"}, 400
+    if not isinstance(username, str) or not username.isalnum() or len(username) > 64:
+        error = {"error": "invalid_request", "error_description": "a short alphanumeric username"}
+        return error, 400
     scope = ["orders:read"] if username == "alice" else []
     return auth.login_response(username, scope=scope)
 
