@@ -213,6 +213,7 @@ class VerifiedJWT(NamedTuple):
     header: Mapping[str, Any]
     claims: dict[str, Any]
     key: Key
+    payload: bytes
 
 
 def decode(
@@ -261,7 +262,7 @@ def decode_verified(
     except DecodeError as exc:
         raise MalformedToken(f"claims: {exc}") from None
     _check_claims(claims, policy)
-    return VerifiedJWT(verified.header, claims, verified.key)
+    return VerifiedJWT(verified.header, claims, verified.key, verified.payload)
 
 
 def _open_envelope(

@@ -11,7 +11,9 @@ holds any rule of its own.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import json
 import math
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
@@ -108,7 +110,12 @@ class Lifecycle:
             raise InvalidArgument("clock must be a callable returning POSIX seconds")
         self.keys = keys
         self.settings = settings
-        self._verified: dict[str, tuple[dict[str, Any], str]] = {}
+        # token -> (payload JSON, kid, exp): bytes, str and a number, none of
+        # them tracked by the garbage collector, so a busy cache costs no
+        # full collections.
+        self._verified: collections.OrderedDict[str, tuple[bytes, str, float]] = (
+            collections.OrderedDict()
+        )
         self._clock = clock
         self._has_subject_loader = has_subject_loader
         self.access_policy = Policy(
@@ -196,26 +203,28 @@ class Lifecycle:
         A cache hit still needs the token unexpired now and its signing key
         still trusted by the ring (a revoked key drops its tokens at once).
         """
+        cache = self._verified
         if isinstance(token, str):
-            hit = self._verified.get(token)
+            hit = cache.get(token)
             if hit is not None:
-                claims, kid = hit
-                if self.now() < claims["exp"] + self.access_policy.leeway_seconds and (
+                payload, kid, exp = hit
+                if self.now() < exp + self.access_policy.leeway_seconds and (
                     self._key_still_trusted(kid)
                 ):
-                    return claims
-                self._verified.pop(token, None)
+                    # Parsed strictly and checked when it was cached.
+                    return json.loads(payload)  # type: ignore[no-any-return]
+                cache.pop(token, None)
         verified = jwt.decode_verified(token, self.keys, self.access_policy)
         claims = verified.claims
         if not isinstance(claims["sid"], str):
             raise InvalidToken("claim 'sid' is not a string")
         if isinstance(token, str):
-            if len(self._verified) >= VERIFIED_CACHE_SIZE:
-                # Drop the oldest entry (dicts keep insertion order); another
-                # thread changing the dict meanwhile only costs a re-verify.
-                with contextlib.suppress(RuntimeError, StopIteration):
-                    self._verified.pop(next(iter(self._verified)), None)
-            self._verified[token] = (claims, verified.key.kid)
+            if len(cache) >= VERIFIED_CACHE_SIZE:
+                # Drop the oldest entry; another thread emptying the cache
+                # meanwhile only costs a re-verify.
+                with contextlib.suppress(KeyError):
+                    cache.popitem(last=False)
+            cache[token] = (verified.payload, verified.key.kid, float(claims["exp"]))
         return claims
 
     def _key_still_trusted(self, kid: str) -> bool:
