@@ -10,18 +10,14 @@ every library instead, so that one row always compares libraries on one clock.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
-import json
 import math
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 __all__ = [
     "BUSY_STREAK",
@@ -31,6 +27,7 @@ __all__ = [
     "Noise",
     "Settings",
     "measure",
+    "measure_wall",
     "source_revision",
 ]
 
@@ -103,14 +100,27 @@ def _run(call: Callable[[], object], count: int, best: Best, noise: Noise) -> No
         noise.streak += 1
 
 
-def _calibrate(call: Callable[[], object], seconds: float) -> int:
-    """The number of calls that takes about ``seconds``."""
+def _calibrate(call: Callable[[], object], seconds: float, *, wall_only: bool = False) -> int:
+    """The number of calls that takes about ``seconds``.
+
+    By default a descheduled probe is read from its CPU time, so calibration
+    never picks too few calls; ``wall_only`` reads the wall clock, for calls
+    whose waiting is part of what is measured.
+    """
     count = 1
     while True:
-        elapsed = min(_batch(call, count))  # CPU time if descheduled: never too few calls
+        wall, cpu = _batch(call, count)
+        elapsed = wall if wall_only else min(wall, cpu)
         if elapsed >= seconds / 8 or count >= 1 << 24:
             return max(1, math.ceil(count * seconds / max(elapsed, 1e-9)))
         count *= 4
+
+
+def _interleaved(names: list[str], rounds: int) -> Iterator[str]:
+    """Every name once per round, starting one further each round, so noise hits all alike."""
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        yield from names[shift:] + names[:shift]
 
 
 def measure(
@@ -124,15 +134,33 @@ def measure(
     """
     counts = {name: _calibrate(call, settings.batch_seconds) for name, call in calls.items()}
     best = {name: Best() for name in calls}
-    names = list(calls)
-    for round_index in range(settings.rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            _run(calls[name], counts[name], best[name], noise)
+    for name in _interleaved(list(calls), settings.rounds):
+        _run(calls[name], counts[name], best[name], noise)
     if all(b.wall < math.inf for b in best.values()):
         return {name: 1.0 / b.wall for name, b in best.items()}, "wall"
     noise.cpu_rows += 1
     return {name: 1.0 / b.cpu for name, b in best.items()}, "cpu"
+
+
+def measure_wall(
+    calls: dict[str, Callable[[], object]], settings: Settings, noise: Noise
+) -> tuple[dict[str, float], str]:
+    """Best ops/s per call over interleaved rounds, by wall clock only.
+
+    A call that waits (on a server, on ``fsync``) spends most of its wall time
+    off the CPU, which ``measure`` would take for the process being
+    descheduled; the latency is the point there, so every batch counts as it is.
+    """
+    counts = {
+        name: _calibrate(call, settings.batch_seconds, wall_only=True)
+        for name, call in calls.items()
+    }
+    best = dict.fromkeys(calls, math.inf)
+    for name in _interleaved(list(calls), settings.rounds):
+        wall, _cpu = _batch(calls[name], counts[name])
+        noise.batches += 1
+        best[name] = min(best[name], wall / counts[name])
+    return {name: 1.0 / value for name, value in best.items()}, "wall"
 
 
 def source_revision() -> str:
@@ -156,57 +184,3 @@ def source_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head
-
-
-def parse_args(
-    argv: Sequence[str] | None, description: str | None, algs_example: str
-) -> tuple[argparse.Namespace, Settings]:
-    """The options every benchmark takes, and the timing settings they give."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="short run: 3 rounds, short batches")
-    parser.add_argument("--algs", help=f"comma-separated algs, e.g. {algs_example}")
-    parser.add_argument("--json", action="store_true", help="print results as JSON only")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
-    parser.add_argument(
-        "--batch-seconds", type=float, help="duration of one batch (default 0.1, quick 0.02)"
-    )
-    args = parser.parse_args(argv)
-    settings = Settings(
-        rounds=args.rounds or (3 if args.quick else 5),
-        batch_seconds=args.batch_seconds or (0.02 if args.quick else 0.1),
-    )
-    return args, settings
-
-
-CaseT = TypeVar("CaseT")
-ResultT = TypeVar("ResultT")
-
-
-def run_cases(
-    cases: Sequence[CaseT],
-    bench_case: Callable[[CaseT, Settings, Noise], list[ResultT]],
-    settings: Settings,
-    *,
-    as_json: bool,
-    print_header: Callable[[Settings], None],
-    print_row: Callable[[ResultT], None],
-    print_summary: Callable[[list[ResultT], Noise], None],
-    to_json: Callable[[list[ResultT], Settings, Noise], object],
-) -> int:
-    """Measure every case, printing rows as they come (or JSON at the end)."""
-    if not as_json:
-        print_header(settings)
-    results: list[ResultT] = []
-    noise = Noise()
-    for case in cases:
-        case_results = bench_case(case, settings, noise)
-        results.extend(case_results)
-        if not as_json:
-            for result in case_results:
-                print_row(result)
-    if as_json:
-        json.dump(to_json(results, settings, noise), sys.stdout, indent=2)
-        print()
-    else:
-        print_summary(results, noise)
-    return 0

@@ -27,26 +27,28 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import platform
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
-from _timing import (
-    MAX_ATTEMPTS,
-    Noise,
-    Settings,
-    measure,
-    parse_args,
-    run_cases,
-    source_revision,
+from _inputs import CLAIMS_JSON, KID, KeyPair, key_pair, tampered
+from _report import (
+    Output,
+    PeerResult,
+    PeerTable,
+    environment,
+    header,
+    json_report,
+    main_for,
+    missed_summary,
+    select,
+    target_json,
+    timing_facts,
 )
-from jwtward import Key, jwe
+from _timing import Noise, Settings, measure
+from jwtward import jwe
 
-KID = "bench-key-2026"
 ENC = "A256GCM"
 PEERS = ("joserfc", "jwcrypto", "authlib")
 LIBRARIES = ("jwtward", *PEERS)
@@ -55,20 +57,7 @@ OPERATIONS = ("encrypt", "decrypt")
 # few hundred entries holds, so that no per-token header is served from memory.
 POOL_SIZE = 512
 
-# A typical access token's claims: compact JSON of about 200 bytes.
-PLAINTEXT = json.dumps(
-    {
-        "iss": "https://auth.example.com",
-        "sub": "user-1234567890",
-        "aud": "https://api.example.com",
-        "iat": 1767225600,
-        "nbf": 1767225600,
-        "exp": 1767226500,
-        "jti": "5b3f1c2e8d4a4f6b9c1d2e7a",
-        "scope": "openid profile email",
-    },
-    separators=(",", ":"),
-).encode()
+PLAINTEXT = CLAIMS_JSON
 
 
 @dataclass(frozen=True)
@@ -90,16 +79,6 @@ CASES = (
 
 
 @dataclass(frozen=True)
-class Keys:
-    """The key of one case: jwtward's own, and JWKs every peer loads into its key object."""
-
-    decrypting: Key
-    encrypting: Key
-    private_jwk: dict[str, Any]
-    public_jwk: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Contender:
     """One library bound to one key: how it encrypts, and how it decrypts a token."""
 
@@ -108,47 +87,11 @@ class Contender:
     decrypt: Callable[[str], bytes]
 
 
-@dataclass(frozen=True)
-class Result:
-    case: Case
-    operation: str
-    ops_per_second: dict[str, float]
-    clock: str  # "wall" (perf_counter) or "cpu" (process_time, when the machine was busy)
-
-    @property
-    def fastest_peer(self) -> str:
-        return max(PEERS, key=lambda name: self.ops_per_second[name])
-
-    @property
-    def vs_fastest_peer(self) -> float:
-        return self.ops_per_second["jwtward"] / self.ops_per_second[self.fastest_peer]
-
-    @property
-    def target(self) -> float:
-        return self.case.target
-
-    @property
-    def met(self) -> bool:
-        return self.vs_fastest_peer >= self.target
-
-
 # -- the contenders -------------------------------------------------------------
 
 
-def make_keys(case: Case) -> Keys:
-    enc = ENC if case.alg == "dir" else None
-    decrypting = Key.generate(case.alg, kid=KID, crv=case.crv, enc=enc)
-    private_jwk = decrypting.to_jwk(private=True)
-    # A dir key's JWK names the enc it is bound to; the peers take the alg and
-    # enc from the header they are given, so they get the JWK without it.
-    private_jwk.pop("enc", None)
-    if private_jwk["kty"] == "oct":
-        return Keys(decrypting, decrypting, private_jwk, private_jwk)
-    return Keys(decrypting, decrypting.public_key(), private_jwk, decrypting.to_jwk())
-
-
-def jwtward_contender(case: Case, keys: Keys) -> Contender:
-    encrypting, decrypting = keys.encrypting, keys.decrypting
+def jwtward_contender(case: Case, keys: KeyPair) -> Contender:
+    encrypting, decrypting = keys.public, keys.private
 
     def encrypt() -> str:
         return jwe.encrypt(PLAINTEXT, encrypting, enc=ENC)
@@ -159,7 +102,7 @@ def jwtward_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwtward", encrypt, decrypt)
 
 
-def joserfc_contender(case: Case, keys: Keys) -> Contender:
+def joserfc_contender(case: Case, keys: KeyPair) -> Contender:
     from joserfc import jwe as joserfc_jwe
     from joserfc.jwk import import_key
 
@@ -179,7 +122,7 @@ def joserfc_contender(case: Case, keys: Keys) -> Contender:
     return Contender("joserfc", encrypt, decrypt)
 
 
-def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
+def jwcrypto_contender(case: Case, keys: KeyPair) -> Contender:
     from jwcrypto import jwe as jwcrypto_jwe
     from jwcrypto import jwk as jwcrypto_jwk
 
@@ -203,7 +146,7 @@ def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwcrypto", encrypt, decrypt)
 
 
-def authlib_contender(case: Case, keys: Keys) -> Contender:
+def authlib_contender(case: Case, keys: KeyPair) -> Contender:
     from authlib.jose import JsonWebEncryption, JsonWebKey
 
     api = JsonWebEncryption(algorithms=[case.alg, ENC])
@@ -222,7 +165,7 @@ def authlib_contender(case: Case, keys: Keys) -> Contender:
     return Contender("authlib", encrypt, decrypt)
 
 
-FACTORIES: tuple[Callable[[Case, Keys], Contender], ...] = (
+FACTORIES: tuple[Callable[[Case, KeyPair], Contender], ...] = (
     jwtward_contender,
     joserfc_contender,
     jwcrypto_contender,
@@ -240,17 +183,9 @@ def _header(token: str) -> dict[str, Any]:
     return header
 
 
-def _tampered(token: str) -> str:
-    """The token with one tag character changed in the middle (real tag bits)."""
-    head, _, tag = token.rpartition(".")
-    middle = len(tag) // 2
-    swapped = "B" if tag[middle] == "A" else "A"
-    return f"{head}.{tag[:middle]}{swapped}{tag[middle + 1 :]}"
-
-
-def make_pool(keys: Keys) -> list[str]:
+def make_pool(keys: KeyPair) -> list[str]:
     """The tokens every library decrypts: distinct ones (fresh CEK, IV and, for ECDH-ES, epk)."""
-    pool = [jwe.encrypt(PLAINTEXT, keys.encrypting, enc=ENC) for _ in range(POOL_SIZE)]
+    pool = [jwe.encrypt(PLAINTEXT, keys.public, enc=ENC) for _ in range(POOL_SIZE)]
     assert len(set(pool)) == POOL_SIZE
     return pool
 
@@ -273,7 +208,7 @@ def check(case: Case, contenders: Sequence[Contender], pool: Sequence[str]) -> N
         for token in pool:
             assert contender.decrypt(token) == PLAINTEXT, contender.name
         try:
-            contender.decrypt(_tampered(pool[0]))
+            contender.decrypt(tampered(pool[0]))
         except Exception:  # noqa: S110 - each library raises its own error type; any refusal will do
             pass
         else:
@@ -283,8 +218,8 @@ def check(case: Case, contenders: Sequence[Contender], pool: Sequence[str]) -> N
 # -- timing (see _timing.py) -------------------------------------------------------
 
 
-def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
-    keys = make_keys(case)
+def bench_case(case: Case, settings: Settings, noise: Noise) -> list[PeerResult]:
+    keys = key_pair(case.alg, case.crv, ENC if case.alg == "dir" else None)
     contenders = [factory(case, keys) for factory in FACTORIES]
     pool = make_pool(keys)
     check(case, contenders, pool)
@@ -293,8 +228,8 @@ def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
         c.name: _bind(c.decrypt, pool) for c in contenders
     }
     return [
-        Result(case, "encrypt", *measure(encrypt_calls, settings, noise)),
-        Result(case, "decrypt", *measure(decrypt_calls, settings, noise)),
+        PeerResult(case.label, op, *measure(calls, settings, noise), PEERS, case.target)
+        for op, calls in (("encrypt", encrypt_calls), ("decrypt", decrypt_calls))
     ]
 
 
@@ -319,24 +254,12 @@ DISTRIBUTIONS = (
 )
 
 
-def environment() -> dict[str, str]:
-    versions = {name: metadata.version(dist) for name, dist in DISTRIBUTIONS}
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        **versions,
-        "jwtward_revision": source_revision(),
-    }
+TABLE = PeerTable(LIBRARIES, label_width=14, op_width=9)
 
 
 def print_header(settings: Settings) -> None:
-    env = environment()
-    versions = ", ".join(f"{name} {env[name]}" for name, _ in DISTRIBUTIONS if name != "jwtward")
     print(
-        f"Python {env['python']} ({env['implementation']}) on {env['platform']}\n"
-        f"jwtward {env['jwtward']} ({env['jwtward_revision']}), {versions}\n"
+        f"{header(environment(DISTRIBUTIONS), DISTRIBUTIONS)}\n"
         f"enc {ENC}, plaintext {len(PLAINTEXT)} bytes; decrypt walks a pool of {POOL_SIZE} "
         "tokens, the same for every library\n"
         f"{settings.rounds} interleaved rounds of ~{settings.batch_seconds:g}s batches, "
@@ -345,64 +268,18 @@ def print_header(settings: Settings) -> None:
         "target: the ratio required; 'MISS' marks a row below its target; 'cpu': row read\n"
         "from process_time, since some library never ran a clean batch (busy machine)"
     )
-    columns = "".join(f"{name:>10}" for name in LIBRARIES)
-    print(f"\n{'alg':<14}{'op':<9}{columns}   {'/fastest peer':<22}{'target':>7}")
-    print("-" * (14 + 9 + 10 * len(LIBRARIES) + 3 + 22 + 7 + 9))
+    print(TABLE.heading())
 
 
-def print_row(result: Result) -> None:
-    columns = "".join(f"{result.ops_per_second[name]:>10,.0f}" for name in LIBRARIES)
-    fastest = f"{result.vs_fastest_peer:.3f}x ({result.fastest_peer})"
-    verdict = "ok" if result.met else "MISS"
-    clock = " cpu" if result.clock == "cpu" else ""
-    print(
-        f"{result.case.label:<14}{result.operation:<9}{columns}   {fastest:<22}"
-        f"{result.target:>6.1f}x  {verdict}{clock}",
-        flush=True,
+def as_json(results: Sequence[PeerResult], settings: Settings, noise: Noise) -> dict[str, Any]:
+    return json_report(
+        environment(DISTRIBUTIONS),
+        [target_json(r, LIBRARIES) for r in results],
+        enc=ENC,
+        plaintext_bytes=len(PLAINTEXT),
+        pool_size=POOL_SIZE,
+        **timing_facts(settings, noise),
     )
-
-
-def print_summary(results: Sequence[Result], noise: Noise) -> None:
-    print(
-        f"\nbatches: {noise.batches}; descheduled (tried again up to {MAX_ATTEMPTS} times unless"
-        f" the machine stayed busy): {noise.descheduled}; rows read from the CPU clock:"
-        f" {noise.cpu_rows}"
-    )
-    missed = [r for r in results if not r.met]
-    if not missed:
-        print("summary: jwtward meets every target")
-        return
-    listed = ", ".join(
-        f"{r.case.label} {r.operation} ({r.vs_fastest_peer:.3f}x of {r.fastest_peer}, "
-        f"target {r.target:.1f}x)"
-        for r in missed
-    )
-    print(f"summary: jwtward misses the target for: {listed}")
-
-
-def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict[str, Any]:
-    return {
-        "environment": environment(),
-        "enc": ENC,
-        "plaintext_bytes": len(PLAINTEXT),
-        "pool_size": POOL_SIZE,
-        "rounds": settings.rounds,
-        "batch_seconds": settings.batch_seconds,
-        "batches": {"total": noise.batches, "descheduled": noise.descheduled},
-        "results": [
-            {
-                "alg": r.case.label,
-                "op": r.operation,
-                "ops_per_second": {name: round(r.ops_per_second[name], 1) for name in LIBRARIES},
-                "clock": r.clock,
-                "fastest_peer": r.fastest_peer,
-                "jwtward_vs_fastest_peer": round(r.vs_fastest_peer, 4),
-                "target": r.target,
-                "met": r.met,
-            }
-            for r in results
-        ],
-    }
 
 
 # -- command line ----------------------------------------------------------------------
@@ -410,39 +287,18 @@ def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict
 
 def select_cases(spec: str | None) -> list[Case]:
     """Cases named in ``spec`` (comma-separated, any case; a label or an alg)."""
-    if spec is None:
-        return list(CASES)
-    wanted = {name.strip().lower() for name in spec.split(",") if name.strip()}
-    chosen = [c for c in CASES if {c.label.lower(), c.alg.lower()} & wanted]
-    known = {c.label.lower() for c in CASES} | {c.alg.lower() for c in CASES}
-    unknown = sorted(wanted - known)
-    if unknown or not chosen:
-        names = ", ".join(c.label for c in CASES)
-        raise SystemExit(f"unknown alg(s) {', '.join(unknown) or spec!r}; choose from {names}")
-    return chosen
+    return select(CASES, spec, lambda c: (c.label, c.alg), lambda c: c.label)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    description = __doc__.split("\n\n")[0] if __doc__ else None
-    args, settings = parse_args(argv, description, "dir,ECDH-ES")
-    cases = select_cases(args.algs)
-    # Peers warn (authlib.jose deprecation, ...); the warning machinery still
-    # runs on each call, only the printing is silenced. authlib.jose adds an
-    # "always" filter for its own warnings on import: importing it here, inside
-    # catch_warnings (recording, so nothing is printed), drops that filter
-    # again on the way out.
-    with warnings.catch_warnings(record=True):
-        import authlib.jose  # noqa: F401
-    warnings.simplefilter("ignore")
-    return run_cases(
-        cases,
+    return main_for(
+        argv,
+        __doc__,
+        "dir,ECDH-ES",
+        select_cases,
         bench_case,
-        settings,
-        as_json=args.json,
-        print_header=print_header,
-        print_row=print_row,
-        print_summary=print_summary,
-        to_json=as_json,
+        Output(print_header, TABLE.print_row, missed_summary, as_json),
+        noisy_modules=("authlib.jose",),
     )
 
 

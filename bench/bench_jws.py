@@ -21,47 +21,36 @@ every library instead, and marked so. Run from the repository root::
 from __future__ import annotations
 
 import json
-import platform
 import sys
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 import jwt
 from jwt import PyJWK
 
-from _timing import (
-    MAX_ATTEMPTS,
-    Noise,
-    Settings,
-    measure,
-    parse_args,
-    run_cases,
-    source_revision,
+from _inputs import CLAIMS_JSON, KID, KeyPair, key_pair, tampered
+from _report import (
+    Output,
+    PeerResult,
+    PeerTable,
+    environment,
+    header,
+    json_report,
+    main_for,
+    noise_line,
+    peer_json,
+    select,
+    timing_facts,
 )
-from jwtward import Key, jws
+from _timing import Noise, Settings, measure
+from jwtward import jws
 
-KID = "bench-key-2026"
 PEERS = ("PyJWT", "joserfc", "jwcrypto")
 LIBRARIES = ("jwtward", *PEERS)
 OPERATIONS = ("sign", "verify")
 
-# A typical access token's claims: compact JSON of about 200 bytes.
-PAYLOAD = json.dumps(
-    {
-        "iss": "https://auth.example.com",
-        "sub": "user-1234567890",
-        "aud": "https://api.example.com",
-        "iat": 1767225600,
-        "nbf": 1767225600,
-        "exp": 1767226500,
-        "jti": "5b3f1c2e8d4a4f6b9c1d2e7a",
-        "scope": "openid profile email",
-    },
-    separators=(",", ":"),
-).encode()
+PAYLOAD = CLAIMS_JSON
 
 
 @dataclass(frozen=True)
@@ -101,49 +90,15 @@ class Contender:
     verify: Callable[[str], bytes]
 
 
-@dataclass(frozen=True)
-class Keys:
-    """The key of one case, as JWKs every library can load into its own key object."""
-
-    signing: Key
-    verifying: Key
-    private_jwk: dict[str, Any]
-    public_jwk: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Result:
-    case: str
-    operation: str
-    ops_per_second: dict[str, float]
-    clock: str  # "wall" (perf_counter) or "cpu" (process_time, when the machine was busy)
-
-    @property
-    def fastest_peer(self) -> str:
-        return max(PEERS, key=lambda name: self.ops_per_second[name])
-
-    @property
-    def vs_fastest_peer(self) -> float:
-        return self.ops_per_second["jwtward"] / self.ops_per_second[self.fastest_peer]
-
-    @property
-    def vs_pyjwt(self) -> float:
-        return self.ops_per_second["jwtward"] / self.ops_per_second["PyJWT"]
+# A row is "slower" when jwtward's ratio to the fastest peer is below its target of 1.
+Result = PeerResult
 
 
 # -- the contenders -------------------------------------------------------------
 
 
-def make_keys(case: Case) -> Keys:
-    signing = Key.generate(case.alg, kid=KID, crv=case.crv)
-    private_jwk = signing.to_jwk(private=True)
-    if private_jwk["kty"] == "oct":
-        return Keys(signing, signing, private_jwk, private_jwk)
-    return Keys(signing, signing.public_key(), private_jwk, signing.to_jwk())
-
-
-def jwtward_contender(case: Case, keys: Keys) -> Contender:
-    signing, verifying = keys.signing, keys.verifying
+def jwtward_contender(case: Case, keys: KeyPair) -> Contender:
+    signing, verifying = keys.private, keys.public
 
     def sign() -> str:
         return jws.sign(PAYLOAD, signing)
@@ -154,7 +109,7 @@ def jwtward_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwtward", sign, verify)
 
 
-def pyjwt_contender(case: Case, keys: Keys) -> Contender:
+def pyjwt_contender(case: Case, keys: KeyPair) -> Contender:
     api = jwt.PyJWS()
     signing = PyJWK(keys.private_jwk, algorithm=case.alg)
     verifying = PyJWK(keys.public_jwk, algorithm=case.alg)
@@ -172,7 +127,7 @@ def pyjwt_contender(case: Case, keys: Keys) -> Contender:
     return Contender("PyJWT", sign, verify)
 
 
-def joserfc_contender(case: Case, keys: Keys) -> Contender:
+def joserfc_contender(case: Case, keys: KeyPair) -> Contender:
     from joserfc import jws as joserfc_jws
     from joserfc.jwk import import_key
 
@@ -190,7 +145,7 @@ def joserfc_contender(case: Case, keys: Keys) -> Contender:
     return Contender("joserfc", sign, verify)
 
 
-def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
+def jwcrypto_contender(case: Case, keys: KeyPair) -> Contender:
     from jwcrypto import jwk as jwcrypto_jwk
     from jwcrypto import jws as jwcrypto_jws
 
@@ -213,7 +168,7 @@ def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwcrypto", sign, verify)
 
 
-FACTORIES: tuple[Callable[[Case, Keys], Contender], ...] = (
+FACTORIES: tuple[Callable[[Case, KeyPair], Contender], ...] = (
     jwtward_contender,
     pyjwt_contender,
     joserfc_contender,
@@ -224,14 +179,6 @@ FACTORIES: tuple[Callable[[Case, Keys], Contender], ...] = (
 # -- checks before timing ------------------------------------------------------------
 
 
-def _tampered(token: str) -> str:
-    """The token with one signature character changed in the middle (real signature bits)."""
-    head, _, signature = token.rpartition(".")
-    middle = len(signature) // 2
-    swapped = "B" if signature[middle] == "A" else "A"
-    return f"{head}.{signature[:middle]}{swapped}{signature[middle + 1 :]}"
-
-
 def check(case: Case, contender: Contender) -> str:
     """Sign once, verify once, refuse a forgery once; return the token to time."""
     token = contender.sign()
@@ -239,7 +186,7 @@ def check(case: Case, contender: Contender) -> str:
     assert header == {"alg": case.alg, "kid": KID}, (contender.name, header)
     assert contender.verify(token) == PAYLOAD, contender.name
     try:
-        contender.verify(_tampered(token))
+        contender.verify(tampered(token))
     except Exception:  # noqa: S110 - each library raises its own error type; any refusal will do
         pass
     else:
@@ -251,7 +198,7 @@ def check(case: Case, contender: Contender) -> str:
 
 
 def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
-    keys = make_keys(case)
+    keys = key_pair(case.alg, case.crv)
     contenders = [factory(case, keys) for factory in FACTORIES]
     tokens = {c.name: check(case, c) for c in contenders}
     sign_calls: dict[str, Callable[[], object]] = {c.name: c.sign for c in contenders}
@@ -259,8 +206,8 @@ def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
         c.name: _bind(c.verify, tokens[c.name]) for c in contenders
     }
     return [
-        Result(case.label, "sign", *measure(sign_calls, settings, noise)),
-        Result(case.label, "verify", *measure(verify_calls, settings, noise)),
+        Result(case.label, "sign", *measure(sign_calls, settings, noise), PEERS),
+        Result(case.label, "verify", *measure(verify_calls, settings, noise), PEERS),
     ]
 
 
@@ -274,34 +221,19 @@ def _bind(verify: Callable[[str], bytes], token: str) -> Callable[[], bytes]:
 # -- output --------------------------------------------------------------------------
 
 
-def environment() -> dict[str, str]:
-    versions = {
-        name: metadata.version(dist)
-        for name, dist in (
-            ("jwtward", "jwtward"),
-            ("PyJWT", "PyJWT"),
-            ("joserfc", "joserfc"),
-            ("jwcrypto", "jwcrypto"),
-            ("cryptography", "cryptography"),
-        )
-    }
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        **versions,
-        "jwtward_revision": source_revision(),
-    }
+DISTRIBUTIONS = (
+    ("jwtward", "jwtward"),
+    ("PyJWT", "PyJWT"),
+    ("joserfc", "joserfc"),
+    ("jwcrypto", "jwcrypto"),
+    ("cryptography", "cryptography"),
+)
+TABLE = PeerTable(LIBRARIES, label_width=14, op_width=7, column_width=11)
 
 
 def print_header(settings: Settings) -> None:
-    env = environment()
     print(
-        f"Python {env['python']} ({env['implementation']}) on {env['platform']}\n"
-        f"jwtward {env['jwtward']} ({env['jwtward_revision']}), PyJWT {env['PyJWT']}, "
-        f"joserfc {env['joserfc']}, jwcrypto {env['jwcrypto']}, "
-        f"cryptography {env['cryptography']}\n"
+        f"{header(environment(DISTRIBUTIONS), DISTRIBUTIONS)}\n"
         f"payload {len(PAYLOAD)} bytes; {settings.rounds} interleaved rounds of "
         f"~{settings.batch_seconds:g}s batches, best batch per library\n"
         "ops/s (higher is better); ratios: jwtward ops/s over the peer's (>1: jwtward faster)\n"
@@ -314,58 +246,43 @@ def print_header(settings: Settings) -> None:
 
 
 def print_row(result: Result) -> None:
-    columns = "".join(f"{result.ops_per_second[name]:>11,.0f}" for name in LIBRARIES)
+    columns = TABLE.columns(result)
     fastest = f"{result.vs_fastest_peer:.3f}x ({result.fastest_peer})"
     slower = "<" if result.vs_fastest_peer < 1 else " "
     clock = "cpu" if result.clock == "cpu" else ""
     line = (
-        f"{result.case:<14}{result.operation:<7}{columns}   {fastest:<23}"
-        f"{result.vs_pyjwt:>6.3f}x {slower} {clock}"
+        f"{result.label:<14}{result.operation:<7}{columns}   {fastest:<23}"
+        f"{result.vs('PyJWT'):>6.3f}x {slower} {clock}"
     )
     print(line.rstrip(), flush=True)
 
 
 def slower_cases(results: Sequence[Result]) -> list[Result]:
-    return [r for r in results if r.vs_fastest_peer < 1]
+    return [r for r in results if not r.met]
 
 
 def print_summary(results: Sequence[Result], noise: Noise) -> None:
-    print(
-        f"\nbatches: {noise.batches}; descheduled (tried again up to {MAX_ATTEMPTS} times unless"
-        f" the machine stayed busy): {noise.descheduled}; rows read from the CPU clock:"
-        f" {noise.cpu_rows}"
-    )
+    print(noise_line(noise))
     slower = slower_cases(results)
     if not slower:
         print("summary: jwtward is at least as fast as the fastest peer for every alg and op")
         return
     listed = ", ".join(
-        f"{r.case} {r.operation} ({r.vs_fastest_peer:.3f}x of {r.fastest_peer})" for r in slower
+        f"{r.label} {r.operation} ({r.vs_fastest_peer:.3f}x of {r.fastest_peer})" for r in slower
     )
     print(f"summary: jwtward is slower than the fastest peer for: {listed}")
 
 
 def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict[str, Any]:
     return {
-        "environment": environment(),
-        "payload_bytes": len(PAYLOAD),
-        "rounds": settings.rounds,
-        "batch_seconds": settings.batch_seconds,
-        "batches": {"total": noise.batches, "descheduled": noise.descheduled},
-        "results": [
-            {
-                "alg": r.case,
-                "op": r.operation,
-                "ops_per_second": {name: round(r.ops_per_second[name], 1) for name in LIBRARIES},
-                "clock": r.clock,
-                "fastest_peer": r.fastest_peer,
-                "jwtward_vs_fastest_peer": round(r.vs_fastest_peer, 4),
-                "jwtward_vs_pyjwt": round(r.vs_pyjwt, 4),
-            }
-            for r in results
-        ],
+        **json_report(
+            environment(DISTRIBUTIONS),
+            [peer_json(r, LIBRARIES, jwtward_vs_pyjwt=round(r.vs("PyJWT"), 4)) for r in results],
+            payload_bytes=len(PAYLOAD),
+            **timing_facts(settings, noise),
+        ),
         "slower_than_fastest_peer": [
-            {"alg": r.case, "op": r.operation, "fastest_peer": r.fastest_peer}
+            {"alg": r.label, "op": r.operation, "fastest_peer": r.fastest_peer}
             for r in slower_cases(results)
         ],
     }
@@ -376,34 +293,17 @@ def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict
 
 def select_cases(spec: str | None) -> list[Case]:
     """Cases named in ``spec`` (comma-separated, any case); ``EdDSA`` names both curves."""
-    if spec is None:
-        return list(CASES)
-    wanted = {name.strip().lower() for name in spec.split(",") if name.strip()}
-    chosen = [c for c in CASES if c.label.lower() in wanted or c.alg.lower() in wanted]
-    known = {c.label.lower() for c in CASES} | {c.alg.lower() for c in CASES}
-    unknown = sorted(wanted - known)
-    if unknown or not chosen:
-        names = ", ".join(c.label for c in CASES)
-        raise SystemExit(f"unknown alg(s) {', '.join(unknown) or spec!r}; choose from {names}")
-    return chosen
+    return select(CASES, spec, lambda c: (c.label, c.alg), lambda c: c.label)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    description = __doc__.split("\n\n")[0] if __doc__ else None
-    args, settings = parse_args(argv, description, "HS256,ES256,EdDSA/Ed448")
-    cases = select_cases(args.algs)
-    # Peers warn on some algs (EdDSA deprecation and the like); the warning
-    # machinery still runs on each call, only the printing is silenced.
-    warnings.simplefilter("ignore")
-    return run_cases(
-        cases,
+    return main_for(
+        argv,
+        __doc__,
+        "HS256,ES256,EdDSA/Ed448",
+        select_cases,
         bench_case,
-        settings,
-        as_json=args.json,
-        print_header=print_header,
-        print_row=print_row,
-        print_summary=print_summary,
-        to_json=as_json,
+        Output(print_header, print_row, print_summary, as_json),
     )
 
 

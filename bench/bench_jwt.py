@@ -27,29 +27,31 @@ repository root::
 from __future__ import annotations
 
 import json
-import platform
 import secrets
 import sys
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
-from _timing import (
-    MAX_ATTEMPTS,
-    Noise,
-    Settings,
-    measure,
-    parse_args,
-    run_cases,
-    source_revision,
+from _inputs import KID, KeyPair, key_pair, tampered
+from _report import (
+    Output,
+    PeerResult,
+    PeerTable,
+    environment,
+    header,
+    json_report,
+    main_for,
+    missed_summary,
+    select,
+    target_json,
+    timing_facts,
 )
-from jwtward import Key, Policy
+from _timing import Noise, Settings, measure
+from jwtward import Policy
 from jwtward import jwt as jwtward_jwt
 
-KID = "bench-key-2026"
 ISSUER = "https://auth.example.com"
 AUDIENCE = "https://api.example.com"
 LIFETIME = 900
@@ -87,16 +89,6 @@ CASES = (
 
 
 @dataclass(frozen=True)
-class Keys:
-    """The key of one case, as JWKs every library can load into its own key object."""
-
-    signing: Key
-    verifying: Key
-    private_jwk: dict[str, Any]
-    public_jwk: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class Contender:
     """One library bound to one key pair.
 
@@ -111,30 +103,6 @@ class Contender:
     decode: Callable[[str], Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class Result:
-    case: Case
-    operation: str
-    ops_per_second: dict[str, float]
-    clock: str  # "wall" (perf_counter) or "cpu" (process_time, when the machine was busy)
-
-    @property
-    def fastest_peer(self) -> str:
-        return max(PEERS, key=lambda name: self.ops_per_second[name])
-
-    @property
-    def vs_fastest_peer(self) -> float:
-        return self.ops_per_second["jwtward"] / self.ops_per_second[self.fastest_peer]
-
-    @property
-    def target(self) -> float:
-        return self.case.decode_target if self.operation == "decode" else self.case.encode_target
-
-    @property
-    def met(self) -> bool:
-        return self.vs_fastest_peer >= self.target
-
-
 def fresh_claims() -> dict[str, Any]:
     """The claims a peer's caller builds per token: what jwtward.jwt.encode adds itself."""
     now = int(time.time())
@@ -144,16 +112,8 @@ def fresh_claims() -> dict[str, Any]:
 # -- the contenders -------------------------------------------------------------
 
 
-def make_keys(case: Case) -> Keys:
-    signing = Key.generate(case.alg, kid=KID, crv=case.crv)
-    private_jwk = signing.to_jwk(private=True)
-    if private_jwk["kty"] == "oct":
-        return Keys(signing, signing, private_jwk, private_jwk)
-    return Keys(signing, signing.public_key(), private_jwk, signing.to_jwk())
-
-
-def jwtward_contender(case: Case, keys: Keys) -> Contender:
-    signing, verifying = keys.signing, keys.verifying
+def jwtward_contender(case: Case, keys: KeyPair) -> Contender:
+    signing, verifying = keys.private, keys.public
     policy = Policy(issuer=ISSUER, audience=AUDIENCE)
     lifetime = jwtward_jwt.DEFAULT_LIFETIME
     assert lifetime.total_seconds() == LIFETIME
@@ -170,7 +130,7 @@ def jwtward_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwtward", encode, encode_exact, decode)
 
 
-def pyjwt_contender(case: Case, keys: Keys) -> Contender:
+def pyjwt_contender(case: Case, keys: KeyPair) -> Contender:
     import jwt
     from jwt import PyJWK
 
@@ -200,7 +160,7 @@ def pyjwt_contender(case: Case, keys: Keys) -> Contender:
     return Contender("PyJWT", encode, encode_exact, decode)
 
 
-def joserfc_contender(case: Case, keys: Keys) -> Contender:
+def joserfc_contender(case: Case, keys: KeyPair) -> Contender:
     from joserfc import jwt
     from joserfc.jwk import import_key
 
@@ -228,7 +188,7 @@ def joserfc_contender(case: Case, keys: Keys) -> Contender:
     return Contender("joserfc", encode, encode_exact, decode)
 
 
-def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
+def jwcrypto_contender(case: Case, keys: KeyPair) -> Contender:
     from jwcrypto import jwk, jwt
 
     signing = jwk.JWK(**keys.private_jwk)
@@ -255,7 +215,7 @@ def jwcrypto_contender(case: Case, keys: Keys) -> Contender:
     return Contender("jwcrypto", encode, encode_exact, decode)
 
 
-def authlib_contender(case: Case, keys: Keys) -> Contender:
+def authlib_contender(case: Case, keys: KeyPair) -> Contender:
     from authlib.jose import JsonWebKey, jwt
 
     signing = JsonWebKey.import_key(keys.private_jwk)
@@ -282,7 +242,7 @@ def authlib_contender(case: Case, keys: Keys) -> Contender:
     return Contender("authlib", encode, encode_exact, decode)
 
 
-FACTORIES: tuple[Callable[[Case, Keys], Contender], ...] = (
+FACTORIES: tuple[Callable[[Case, KeyPair], Contender], ...] = (
     jwtward_contender,
     pyjwt_contender,
     joserfc_contender,
@@ -292,14 +252,6 @@ FACTORIES: tuple[Callable[[Case, Keys], Contender], ...] = (
 
 
 # -- checks before timing ------------------------------------------------------------
-
-
-def _tampered(token: str) -> str:
-    """The token with one signature character changed in the middle (real signature bits)."""
-    head, _, signature = token.rpartition(".")
-    middle = len(signature) // 2
-    swapped = "B" if signature[middle] == "A" else "A"
-    return f"{head}.{signature[:middle]}{swapped}{signature[middle + 1 :]}"
 
 
 def _refuses(contender: Contender, token: str, what: str, case: Case) -> None:
@@ -320,7 +272,7 @@ def check(case: Case, contender: Contender) -> str:
     now = int(time.time())
     good = {**BASE_CLAIMS, "iat": now, "exp": now + LIFETIME, "jti": "check"}
     assert dict(contender.decode(contender.encode_exact(good))) == good, contender.name
-    _refuses(contender, _tampered(token), "an altered signature", case)
+    _refuses(contender, tampered(token), "an altered signature", case)
     bad_claims = {
         "an expired token": {**good, "iat": now - 7200, "exp": now - 3600},
         "a wrong audience": {**good, "aud": "https://other.example.com"},
@@ -334,8 +286,8 @@ def check(case: Case, contender: Contender) -> str:
 # -- one case ------------------------------------------------------------------------
 
 
-def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
-    keys = make_keys(case)
+def bench_case(case: Case, settings: Settings, noise: Noise) -> list[PeerResult]:
+    keys = key_pair(case.alg, case.crv)
     contenders = [factory(case, keys) for factory in FACTORIES]
     tokens = {c.name: check(case, c) for c in contenders}
     encode_calls: dict[str, Callable[[], object]] = {c.name: c.encode for c in contenders}
@@ -343,8 +295,12 @@ def bench_case(case: Case, settings: Settings, noise: Noise) -> list[Result]:
         c.name: _bind(c.decode, tokens[c.name]) for c in contenders
     }
     return [
-        Result(case, "encode", *measure(encode_calls, settings, noise)),
-        Result(case, "decode", *measure(decode_calls, settings, noise)),
+        PeerResult(
+            case.label, "encode", *measure(encode_calls, settings, noise), PEERS, case.encode_target
+        ),
+        PeerResult(
+            case.label, "decode", *measure(decode_calls, settings, noise), PEERS, case.decode_target
+        ),
     ]
 
 
@@ -367,85 +323,27 @@ DISTRIBUTIONS = (
 )
 
 
-def environment() -> dict[str, str]:
-    versions = {name: metadata.version(dist) for name, dist in DISTRIBUTIONS}
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        **versions,
-        "jwtward_revision": source_revision(),
-    }
+TABLE = PeerTable(LIBRARIES, label_width=8, op_width=8)
 
 
 def print_header(settings: Settings) -> None:
-    env = environment()
-    versions = ", ".join(f"{name} {env[name]}" for name, _ in DISTRIBUTIONS if name != "jwtward")
     print(
-        f"Python {env['python']} ({env['implementation']}) on {env['platform']}\n"
-        f"jwtward {env['jwtward']} ({env['jwtward_revision']}), {versions}\n"
+        f"{header(environment(DISTRIBUTIONS), DISTRIBUTIONS)}\n"
         f"{settings.rounds} interleaved rounds of ~{settings.batch_seconds:g}s batches, "
         "best batch per library; decode validates exp, iss and aud in every library\n"
         "ops/s (higher is better); /fastest peer: jwtward ops/s over the best peer's;\n"
         "target: the ratio required; 'MISS' marks a row below its target; 'cpu': row read\n"
         "from process_time, since some library never ran a clean batch (busy machine)"
     )
-    columns = "".join(f"{name:>10}" for name in LIBRARIES)
-    print(f"\n{'alg':<8}{'op':<8}{columns}   {'/fastest peer':<22}{'target':>7}")
-    print("-" * (8 + 8 + 10 * len(LIBRARIES) + 3 + 22 + 7 + 9))
+    print(TABLE.heading())
 
 
-def print_row(result: Result) -> None:
-    columns = "".join(f"{result.ops_per_second[name]:>10,.0f}" for name in LIBRARIES)
-    fastest = f"{result.vs_fastest_peer:.3f}x ({result.fastest_peer})"
-    verdict = "ok" if result.met else "MISS"
-    clock = " cpu" if result.clock == "cpu" else ""
-    print(
-        f"{result.case.label:<8}{result.operation:<8}{columns}   {fastest:<22}"
-        f"{result.target:>6.1f}x  {verdict}{clock}",
-        flush=True,
+def as_json(results: Sequence[PeerResult], settings: Settings, noise: Noise) -> dict[str, Any]:
+    return json_report(
+        environment(DISTRIBUTIONS),
+        [target_json(r, LIBRARIES) for r in results],
+        **timing_facts(settings, noise),
     )
-
-
-def print_summary(results: Sequence[Result], noise: Noise) -> None:
-    print(
-        f"\nbatches: {noise.batches}; descheduled (tried again up to {MAX_ATTEMPTS} times unless"
-        f" the machine stayed busy): {noise.descheduled}; rows read from the CPU clock:"
-        f" {noise.cpu_rows}"
-    )
-    missed = [r for r in results if not r.met]
-    if not missed:
-        print("summary: jwtward meets every target")
-        return
-    listed = ", ".join(
-        f"{r.case.label} {r.operation} ({r.vs_fastest_peer:.3f}x of {r.fastest_peer}, "
-        f"target {r.target:.1f}x)"
-        for r in missed
-    )
-    print(f"summary: jwtward misses the target for: {listed}")
-
-
-def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict[str, Any]:
-    return {
-        "environment": environment(),
-        "rounds": settings.rounds,
-        "batch_seconds": settings.batch_seconds,
-        "batches": {"total": noise.batches, "descheduled": noise.descheduled},
-        "results": [
-            {
-                "alg": r.case.label,
-                "op": r.operation,
-                "ops_per_second": {name: round(r.ops_per_second[name], 1) for name in LIBRARIES},
-                "clock": r.clock,
-                "fastest_peer": r.fastest_peer,
-                "jwtward_vs_fastest_peer": round(r.vs_fastest_peer, 4),
-                "target": r.target,
-                "met": r.met,
-            }
-            for r in results
-        ],
-    }
 
 
 # -- command line ----------------------------------------------------------------------
@@ -453,38 +351,18 @@ def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict
 
 def select_cases(spec: str | None) -> list[Case]:
     """Cases named in ``spec`` (comma-separated, any case)."""
-    if spec is None:
-        return list(CASES)
-    wanted = {name.strip().lower() for name in spec.split(",") if name.strip()}
-    chosen = [c for c in CASES if c.label.lower() in wanted]
-    unknown = sorted(wanted - {c.label.lower() for c in CASES})
-    if unknown or not chosen:
-        names = ", ".join(c.label for c in CASES)
-        raise SystemExit(f"unknown alg(s) {', '.join(unknown) or spec!r}; choose from {names}")
-    return chosen
+    return select(CASES, spec, lambda c: (c.label,), lambda c: c.label)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    description = __doc__.split("\n\n")[0] if __doc__ else None
-    args, settings = parse_args(argv, description, "HS256,ES256")
-    cases = select_cases(args.algs)
-    # Peers warn (authlib.jose deprecation, EdDSA, ...); the warning machinery
-    # still runs on each call, only the printing is silenced. authlib.jose adds
-    # an "always" filter for its own warnings on import: importing it here,
-    # inside catch_warnings (recording, so nothing is printed), drops that filter
-    # again on the way out.
-    with warnings.catch_warnings(record=True):
-        import authlib.jose  # noqa: F401
-    warnings.simplefilter("ignore")
-    return run_cases(
-        cases,
+    return main_for(
+        argv,
+        __doc__,
+        "HS256,ES256",
+        select_cases,
         bench_case,
-        settings,
-        as_json=args.json,
-        print_header=print_header,
-        print_row=print_row,
-        print_summary=print_summary,
-        to_json=as_json,
+        Output(print_header, TABLE.print_row, missed_summary, as_json),
+        noisy_modules=("authlib.jose",),
     )
 
 

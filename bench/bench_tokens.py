@@ -39,30 +39,30 @@ import gc
 import itertools
 import math
 import os
-import platform
 import secrets
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-from _timing import (
-    MAX_ATTEMPTS,
-    Noise,
-    Settings,
-    _batch,  # the timed loop itself, shared so both clocks time calls the same way
-    measure,
+from _report import (
+    Output,
+    environment,
+    header,
+    json_report,
+    noise_line,
     parse_args,
     run_cases,
-    source_revision,
+    select,
+    timing_facts,
 )
+from _timing import MAX_ATTEMPTS, Noise, Settings, measure, measure_wall
 from jwtward import Policy
 from jwtward import jwt as jwtward_jwt
 from jwtward.errors import JWTWardError, RefreshTokenReuse, RevokedToken
@@ -278,52 +278,6 @@ def _drop_postgres_schema(dsn: str, schema: str) -> None:
 
 
 @contextmanager
-def open_redis(ring: KeyRing) -> Iterator[Harness]:
-    url = _redis_url()
-    try:
-        from jwtward.tokens.redis_store import RedisTokenStore
-    except ImportError as exc:
-        raise _unreachable("redis driver not installed", exc) from None
-    prefix = f"jwtward-bench:{secrets.token_hex(8)}:"
-    store = RedisTokenStore.from_url(url, prefix=prefix)
-    reached = False  # nothing to clean up on a server the run never reached
-    try:
-        try:
-            store.ping()
-        except JWTWardError as exc:
-            raise _unreachable(f"cannot reach Redis at {url}", exc) from None
-        reached = True
-        yield sync_harness(ring, store)
-    finally:
-        store.close()
-        if reached:
-            _cleanup(partial(_drop_redis_prefix, url, prefix))
-
-
-@contextmanager
-def open_postgres(ring: KeyRing) -> Iterator[Harness]:
-    dsn = _postgres_dsn()
-    try:
-        from jwtward.tokens.postgres_store import PostgresTokenStore
-    except ImportError as exc:
-        raise _unreachable("psycopg not installed", exc) from None
-    schema = f"jwtward_bench_{secrets.token_hex(8)}"
-    store = PostgresTokenStore(dsn, schema=schema, timeout=5.0)
-    reached = False  # nothing to clean up on a server the run never reached
-    try:
-        try:
-            store.ping()
-        except JWTWardError as exc:
-            raise _unreachable(f"cannot reach PostgreSQL at {dsn}", exc) from None
-        reached = True
-        yield sync_harness(ring, store)
-    finally:
-        store.close()
-        if reached:
-            _cleanup(partial(_drop_postgres_schema, dsn, schema))
-
-
-@contextmanager
 def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
     loop = asyncio.new_event_loop()
     try:
@@ -333,52 +287,73 @@ def _event_loop() -> Iterator[asyncio.AbstractEventLoop]:
         loop.close()
 
 
+def _passed(value: T) -> T:
+    """What a synchronous store's call returned, as is (the counterpart of running it on a loop)."""
+    return value
+
+
 @contextmanager
-def open_redis_async(ring: KeyRing) -> Iterator[Harness]:
+def _served(
+    ring: KeyRing,
+    make_store: Callable[[], Any],
+    where: str,
+    cleanup: Callable[[], None],
+    asynchronous: bool,
+) -> Iterator[Harness]:
+    """A harness over a server's store, if the server answers; its data is removed afterwards."""
+    with _event_loop() if asynchronous else nullcontext() as loop:
+        run: Callable[[Any], object] = loop.run_until_complete if loop else _passed
+        store = make_store()
+        reached = False  # nothing to clean up on a server the run never reached
+        try:
+            try:
+                run(store.ping())
+            except JWTWardError as exc:
+                raise _unreachable(f"cannot reach {where}", exc) from None
+            reached = True
+            yield async_harness(ring, store, loop) if loop else sync_harness(ring, store)
+        finally:
+            run(store.close())
+            if reached:
+                _cleanup(cleanup)
+
+
+def open_redis(ring: KeyRing, asynchronous: bool = False) -> AbstractContextManager[Harness]:
     url = _redis_url()
     try:
-        from jwtward.tokens.redis_store import AsyncRedisTokenStore
+        from jwtward.tokens import redis_store
     except ImportError as exc:
         raise _unreachable("redis driver not installed", exc) from None
     prefix = f"jwtward-bench:{secrets.token_hex(8)}:"
-    with _event_loop() as loop:
-        store = AsyncRedisTokenStore.from_url(url, prefix=prefix)
-        reached = False  # nothing to clean up on a server the run never reached
-        try:
-            try:
-                loop.run_until_complete(store.ping())
-            except JWTWardError as exc:
-                raise _unreachable(f"cannot reach Redis at {url}", exc) from None
-            reached = True
-            yield async_harness(ring, store, loop)
-        finally:
-            loop.run_until_complete(store.close())
-            if reached:
-                _cleanup(partial(_drop_redis_prefix, url, prefix))
+    kind = redis_store.AsyncRedisTokenStore if asynchronous else redis_store.RedisTokenStore
+    return _served(
+        ring,
+        partial(kind.from_url, url, prefix=prefix),
+        f"Redis at {url}",
+        partial(_drop_redis_prefix, url, prefix),
+        asynchronous,
+    )
 
 
-@contextmanager
-def open_postgres_async(ring: KeyRing) -> Iterator[Harness]:
+def open_postgres(ring: KeyRing, asynchronous: bool = False) -> AbstractContextManager[Harness]:
     dsn = _postgres_dsn()
     try:
-        from jwtward.tokens.postgres_store import AsyncPostgresTokenStore
+        from jwtward.tokens import postgres_store
     except ImportError as exc:
         raise _unreachable("psycopg not installed", exc) from None
     schema = f"jwtward_bench_{secrets.token_hex(8)}"
-    with _event_loop() as loop:
-        store = AsyncPostgresTokenStore(dsn, schema=schema, timeout=5.0)
-        reached = False  # nothing to clean up on a server the run never reached
-        try:
-            try:
-                loop.run_until_complete(store.ping())
-            except JWTWardError as exc:
-                raise _unreachable(f"cannot reach PostgreSQL at {dsn}", exc) from None
-            reached = True
-            yield async_harness(ring, store, loop)
-        finally:
-            loop.run_until_complete(store.close())
-            if reached:
-                _cleanup(partial(_drop_postgres_schema, dsn, schema))
+    kind = (
+        postgres_store.AsyncPostgresTokenStore
+        if asynchronous
+        else postgres_store.PostgresTokenStore
+    )
+    return _served(
+        ring,
+        partial(kind, dsn, schema=schema, timeout=5.0),
+        f"PostgreSQL at {dsn}",
+        partial(_drop_postgres_schema, dsn, schema),
+        asynchronous,
+    )
 
 
 def _cleanup(action: Callable[[], None]) -> None:
@@ -394,8 +369,8 @@ OPENERS: dict[str, Callable[[KeyRing], AbstractContextManager[Harness]]] = {
     "sqlite": open_sqlite,
     "redis": open_redis,
     "postgres": open_postgres,
-    "redis-async": open_redis_async,
-    "postgres-async": open_postgres_async,
+    "redis-async": partial(open_redis, asynchronous=True),
+    "postgres-async": partial(open_postgres, asynchronous=True),
 }
 
 
@@ -467,37 +442,6 @@ def check_after(
 
 
 # -- timing ----------------------------------------------------------------------------
-
-
-def _wall_count(call: Callable[[], object], seconds: float) -> int:
-    """The number of calls that takes about ``seconds`` of wall time."""
-    count = 1
-    while True:
-        elapsed, _cpu = _batch(call, count)
-        if elapsed >= seconds / 8 or count >= 1 << 24:
-            return max(1, math.ceil(count * seconds / max(elapsed, 1e-9)))
-        count *= 4
-
-
-def measure_wall(
-    calls: dict[str, Callable[[], object]], settings: Settings, noise: Noise
-) -> tuple[dict[str, float], str]:
-    """Best ops/s per call over interleaved rounds, by wall clock only.
-
-    A call that waits on a server spends most of its wall time off the CPU,
-    which ``measure`` would take for the process being descheduled; the
-    latency is the point here, so every batch counts as it is.
-    """
-    counts = {name: _wall_count(call, settings.batch_seconds) for name, call in calls.items()}
-    best = dict.fromkeys(calls, math.inf)
-    names = list(calls)
-    for round_index in range(settings.rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            wall, _cpu = _batch(calls[name], counts[name])
-            noise.batches += 1
-            best[name] = min(best[name], wall / counts[name])
-    return {name: 1.0 / value for name, value in best.items()}, "wall"
 
 
 class RotationPool:
@@ -583,30 +527,10 @@ DISTRIBUTIONS = (
 )
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def environment() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        **{name: _version(dist) for name, dist in DISTRIBUTIONS},
-        "jwtward_revision": source_revision(),
-    }
-
-
 def print_header(settings: Settings) -> None:
-    env = environment()
-    versions = ", ".join(f"{name} {env[name]}" for name, _ in DISTRIBUTIONS if name != "jwtward")
+    env = environment(DISTRIBUTIONS, optional=True)
     print(
-        f"Python {env['python']} ({env['implementation']}) on {env['platform']}\n"
-        f"jwtward {env['jwtward']} ({env['jwtward_revision']}), {versions}\n"
+        f"{header(env, DISTRIBUTIONS)}\n"
         f"ES256; {settings.rounds} interleaved rounds of ~{settings.batch_seconds:g}s batches, "
         "best batch per call\n"
         "ops/s (higher is better); jwt.decode: signature and claims only, same policy;\n"
@@ -640,11 +564,7 @@ def print_row(result: Result) -> None:
 
 
 def print_summary(results: Sequence[Result], noise: Noise) -> None:
-    print(
-        f"\nbatches: {noise.batches}; descheduled (tried again up to {MAX_ATTEMPTS} times unless"
-        f" the machine stayed busy): {noise.descheduled}; rows read from the CPU clock:"
-        f" {noise.cpu_rows}"
-    )
+    print(noise_line(noise))
     skipped = sorted({r.case.label for r in results if r.skipped is not None})
     if skipped:
         print(f"skipped (server not reachable): {', '.join(skipped)}")
@@ -663,14 +583,12 @@ def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict
                 row["verify_vs_decode_time"] = round(r.slowdown, 4)
                 row["added_us_per_verify"] = round(r.added_us, 2)
         rows.append(row)
-    return {
-        "environment": environment(),
-        "alg": "ES256",
-        "rounds": settings.rounds,
-        "batch_seconds": settings.batch_seconds,
-        "batches": {"total": noise.batches, "descheduled": noise.descheduled},
-        "results": rows,
-    }
+    return json_report(
+        environment(DISTRIBUTIONS, optional=True),
+        rows,
+        alg="ES256",
+        **timing_facts(settings, noise),
+    )
 
 
 # -- command line ----------------------------------------------------------------------
@@ -678,15 +596,7 @@ def as_json(results: Sequence[Result], settings: Settings, noise: Noise) -> dict
 
 def select_cases(spec: str | None) -> list[Case]:
     """Cases named in ``spec`` (comma-separated, any case)."""
-    if spec is None:
-        return list(CASES)
-    wanted = {name.strip().lower() for name in spec.split(",") if name.strip()}
-    chosen = [c for c in CASES if c.label in wanted]
-    unknown = sorted(wanted - {c.label for c in CASES})
-    if unknown or not chosen:
-        names = ", ".join(c.label for c in CASES)
-        raise SystemExit(f"unknown store(s) {', '.join(unknown) or spec!r}; choose from {names}")
-    return chosen
+    return select(CASES, spec, lambda c: (c.label,), lambda c: c.label, noun="store(s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -695,10 +605,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     own.add_argument("--stores")
     chosen, rest = own.parse_known_args(argv)
     names = ", ".join(c.label for c in CASES)
-    description = (__doc__.split("\n\n")[0] if __doc__ else "") + (
+    doc = (__doc__.split("\n\n")[0] if __doc__ else "") + (
         f" --stores picks rows (comma-separated: {names})."
     )
-    args, settings = parse_args(rest, description, "(none: ES256 only; use --stores)")
+    args, settings = parse_args(rest, doc, "(none: ES256 only; use --stores)")
     if args.algs is not None:
         raise SystemExit("this benchmark is ES256 only; choose rows with --stores")
     cases = select_cases(chosen.stores)
@@ -707,11 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cases,
         partial(bench_case, ring=ring, report_skips=args.json),
         settings,
+        Output(print_header, print_row, print_summary, as_json),
         as_json=args.json,
-        print_header=print_header,
-        print_row=print_row,
-        print_summary=print_summary,
-        to_json=as_json,
     )
 
 

@@ -55,7 +55,6 @@ import importlib.util
 import json
 import math
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -65,13 +64,13 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 
-from _timing import source_revision
+from _inputs import tampered
+from _report import base_parser, dump_json, environment, header, json_report, target_summary
 from jwtward.tokens import AccessClaims
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -500,13 +499,6 @@ def run_load(server: Server, state: Path, tokens: str, args: argparse.Namespace)
 # -- checks before timing ------------------------------------------------------------------
 
 
-def _tampered(token: str) -> str:
-    head, _, signature = token.rpartition(".")
-    middle = len(signature) // 2
-    swapped = "B" if signature[middle] == "A" else "A"
-    return f"{head}.{signature[:middle]}{swapped}{signature[middle + 1 :]}"
-
-
 def check(servers: dict[str, Server], published: dict[str, Any]) -> None:
     """Every protected route refuses what it must; a bench that skipped a check would fail."""
 
@@ -520,7 +512,7 @@ def check(servers: dict[str, Server], published: dict[str, Any]) -> None:
         assert status(app, published["tokens"][0]) == 200, app
     for app in ("PyJWT", "jwtward"):
         assert status(app, None) == 401, f"{app} accepted a request without a token"
-        assert status(app, _tampered(good)) == 401, f"{app} accepted an altered signature"
+        assert status(app, tampered(good)) == 401, f"{app} accepted an altered signature"
     assert status("jwtward", revoked) == 401, "jwtward accepted a revoked token"
     assert status("PyJWT", revoked) == 200, "PyJWT has no store: it accepts a revoked token"
     assert status("jwtward", victim) == 200  # verified once: now in the service's memo
@@ -611,28 +603,18 @@ DISTRIBUTIONS = (
 )
 
 
-def environment() -> dict[str, Any]:
+def web_environment() -> dict[str, Any]:
     loop, http = server_options()
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        **{name: metadata.version(dist) for name, dist in DISTRIBUTIONS},
-        "jwtward_revision": source_revision(),
-        "loop": loop,
-        "http": http,
-    }
+    return environment(
+        DISTRIBUTIONS, machine={"cpus": os.cpu_count()}, extra={"loop": loop, "http": http}
+    )
 
 
 def print_header(args: argparse.Namespace, pool: int) -> None:
-    env = environment()
-    versions = ", ".join(f"{name} {env[name]}" for name, _ in DISTRIBUTIONS if name != "jwtward")
+    env = web_environment()
+    cpus = f", {env['cpus']} CPUs"
     print(
-        f"Python {env['python']} ({env['implementation']}) on {env['platform']},"
-        f" {env['cpus']} CPUs\n"
-        f"jwtward {env['jwtward']} ({env['jwtward_revision']}), {versions}\n"
+        f"{header(env, DISTRIBUTIONS, cpus)}\n"
         f"uvicorn: one worker per app, loop {env['loop']}, http {env['http']}, no access log;"
         f" load: {args.connections} keep-alive connections from one separate process\n"
         f"{args.rounds} interleaved rounds of {args.seconds:g}s (after {args.warmup:g}s warm-up)"
@@ -676,25 +658,16 @@ def print_summary(results: Sequence[Result]) -> None:
             cost = {app: r.cpu_us(app) or math.nan for app in APPS}
             columns = "".join(f"{cost[app]:>16,.0f}" for app in APPS)
             print(f"{r.mode:<10}{columns}{cost['PyJWT'] / cost['jwtward']:>8.2f}x")
-    missed = [r for r in results if not r.met]
-    if not missed:
-        print("summary: jwtward meets every target")
-        return
-    listed = ", ".join(
-        f"{r.mode} ({r.vs_pyjwt:.2f}x of PyJWT, target {r.target:.2f}x)" for r in missed
+    target_summary(
+        [r for r in results if not r.met],
+        lambda r: f"{r.mode} ({r.vs_pyjwt:.2f}x of PyJWT, target {r.target:.2f}x)",
     )
-    print(f"summary: jwtward misses the target for: {listed}")
 
 
 def as_json(results: Sequence[Result], args: argparse.Namespace, pool: int) -> dict[str, Any]:
-    return {
-        "environment": environment(),
-        "rounds": args.rounds,
-        "seconds": args.seconds,
-        "warmup": args.warmup,
-        "connections": args.connections,
-        "distinct_tokens": pool,
-        "results": [
+    return json_report(
+        web_environment(),
+        [
             {
                 "case": r.mode,
                 "requests_per_second": {app: round(r.median(app), 1) for app in APPS},
@@ -712,7 +685,12 @@ def as_json(results: Sequence[Result], args: argparse.Namespace, pool: int) -> d
             }
             for r in results
         ],
-    }
+        rounds=args.rounds,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        connections=args.connections,
+        distinct_tokens=pool,
+    )
 
 
 # -- profiling -------------------------------------------------------------------------
@@ -751,11 +729,7 @@ def _add_reused_list(state: Path) -> None:
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    description = __doc__.split("\n\n")[0] if __doc__ else None
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="3 rounds of 1 s (0.5 s warm-up)")
-    parser.add_argument("--json", action="store_true", help="print results as JSON only")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5, quick 3)")
+    parser = base_parser(__doc__, "3 rounds of 1 s (0.5 s warm-up)")
     parser.add_argument("--seconds", type=float, help="counted seconds per measurement (3)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per measurement (1)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections")
@@ -802,8 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for server in servers.values():
                 stop_server(server)
     if args.json:
-        json.dump(as_json(results, args, pool), sys.stdout, indent=2)
-        print()
+        dump_json(as_json(results, args, pool))
     else:
         for result in results:
             print_row(result)
