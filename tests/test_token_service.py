@@ -796,11 +796,12 @@ async def test_purge_expired_removes_only_what_can_no_longer_matter(env: Env) ->
             assert expiries[f"fam:{live.session_id}"] == (t1 + SESSION) * 1000
             assert expiries[f"fam:{old.session_id}"] == (t0 + SESSION) * 1000
             revoked_jti = parts(revoked.access_token)[1]["jti"]
-            assert expiries[f"jti:{revoked_jti}"] == (t1 + ACCESS) * 1000
+            # Kept while a policy could still accept the token: exp + leeway.
+            assert expiries[f"jti:{revoked_jti}"] == (t1 + ACCESS + LEEWAY) * 1000
             assert expiries["cut:carol"] == (t0 + 60 + SESSION + CUTOFF_MARGIN) * 1000
             live_jti = parts(live.refresh_token)[1]["jti"]
             live_hash = hashlib.sha256(live_jti.encode()).hexdigest()
-            assert expiries[f"rt:{live_hash}"] == (t1 + REFRESH) * 1000
+            assert expiries[f"rt:{live_hash}"] == (t1 + REFRESH + LEEWAY) * 1000
         else:
             assert await svc.purge_expired() == 5
             assert await svc.purge_expired() == 0

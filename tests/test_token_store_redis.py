@@ -133,6 +133,11 @@ def pttl_seconds(client: redis.Redis, key: str) -> float:
     return int(client.pttl(key)) / 1000
 
 
+def expires_at(client: redis.Redis, key: str) -> float:
+    """The key's absolute expiry in seconds (PEXPIRETIME): independent of when the test runs."""
+    return int(client.execute_command("PEXPIRETIME", key)) / 1000
+
+
 # -- the contract -------------------------------------------------------------------------
 
 
@@ -239,10 +244,10 @@ def test_revoke_access_flags_one_jti_and_keeps_the_longest_expiry(
     assert store.access_view("jti-2", "fam-1", "alice").jti_revoked is False
     key = store.prefix + "jti:jti-1"
     assert float(server.get(key)) == NOW + 600
-    assert 595 < pttl_seconds(server, key) <= 601
+    assert abs(expires_at(server, key) - (NOW + 600)) < 0.01
     store.revoke_access("jti-1", NOW + 900)
     assert float(server.get(key)) == NOW + 900
-    assert 895 < pttl_seconds(server, key) <= 901
+    assert abs(expires_at(server, key) - (NOW + 900)) < 0.01
 
 
 def test_revoke_subject_keeps_each_maximum(store: Any, server: redis.Redis) -> None:
@@ -251,11 +256,11 @@ def test_revoke_subject_keeps_each_maximum(store: Any, server: redis.Redis) -> N
     assert store.sessions("alice").subject_cutoff == NOW + 50
     key = store.prefix + "cut:alice"
     assert float(server.hget(key, "keep_until")) == NOW + 500
-    assert 495 < pttl_seconds(server, key) <= 501
+    assert abs(expires_at(server, key) - (NOW + 500)) < 0.01
     store.revoke_subject("alice", NOW + 70, NOW + 200)  # newer cutoff, shorter keep
     assert store.sessions("alice").subject_cutoff == NOW + 70
     assert float(server.hget(key, "keep_until")) == NOW + 500
-    assert 495 < pttl_seconds(server, key) <= 501
+    assert abs(expires_at(server, key) - (NOW + 500)) < 0.01
     assert store.sessions("bob").subject_cutoff is None
 
 

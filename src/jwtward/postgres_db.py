@@ -4,7 +4,11 @@ Each store keeps its own tables and statements; what is common lives here
 once: the schema-name check, the advisory lock that serializes schema
 creation and migrations, the connection options, the pool settings, the
 driver errors to translate into :class:`~jwtward.errors.StoreUnavailable`,
-and the client-side deadline of every store call.
+the client-side deadline of every store call, and the machinery every store
+repeats around them: owning (or borrowing) a pool, preparing the schema once,
+running each call under a deadline and translating its failures
+(:class:`PoolOwner`, :class:`AsyncPoolOwner`), and versioned migrations
+(:func:`migrate`, :func:`async_migrate`, :func:`migration_plan`).
 
 Why a client-side deadline: ``statement_timeout`` is enforced by the server
 and TCP keepalives are answered by the peer's kernel, so a server process
@@ -25,36 +29,43 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import logging
 import math
 import os
 import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Final, LiteralString
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Final, Generic, LiteralString, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from jwtward.errors import InvalidArgument
+from jwtward.errors import InvalidArgument, StoreUnavailable
 
 __all__ = [
     "DEADLINE_MARGIN",
     "DRIVER_ERRORS",
     "RECONNECT_TIMEOUT",
+    "AsyncPoolOwner",
     "Deadline",
+    "PoolOwner",
     "async_check_connection",
     "async_deadline",
     "async_ensure_schema",
+    "async_migrate",
+    "bind_steps",
     "break_connection",
     "check_connection",
     "check_pool_args",
     "check_schema_name",
     "connection_options",
     "ensure_schema",
+    "migrate",
+    "migration_plan",
     "new_async_pool",
     "new_pool",
     "schema_lock_key",
@@ -346,3 +357,309 @@ async def async_check_connection(conn: psycopg.AsyncConnection[Any]) -> None:
     if deadline is not None:
         deadline.attach(conn)
     await AsyncConnectionPool.check_connection(conn)
+
+
+# -- versioned migrations ----------------------------------------------------------
+#
+# Version N of a store's tables is steps[N - 1] applied on top of version N - 1.
+# Steps are only ever appended, never edited, and only add, so an older
+# jwtward keeps working on a newer schema (rolling deploys): a version beyond
+# the known steps is accepted as it is. Each store records its versions in a
+# table of its own, so stores sharing a schema keep separate counts.
+
+Steps = Sequence[Sequence[sql.Composed]]
+
+# Checked before creating: creating needs a privilege that a role which only
+# uses an existing schema may lack, even with IF NOT EXISTS.
+_TABLE_EXISTS: LiteralString = """SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
+    WHERE schemaname = %s AND tablename = %s)"""
+_CREATE_VERSION_TABLE: LiteralString = """CREATE TABLE {table} (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+_CURRENT_VERSION: LiteralString = "SELECT coalesce(max(version), 0) FROM {table}"
+_RECORD_VERSION: LiteralString = "INSERT INTO {table} (version) VALUES (%s)"
+
+
+def bind_steps(
+    migrations: Sequence[Sequence[LiteralString]], **names: sql.Composable
+) -> tuple[tuple[sql.Composed, ...], ...]:
+    """Every step of ``migrations`` with its placeholders (``{schema}``, ...) filled in once."""
+    return tuple(tuple(sql.SQL(step).format(**names) for step in steps) for steps in migrations)
+
+
+def migration_plan(
+    current: int,
+    steps: Steps,
+    record: sql.Composed,
+    *,
+    schema: str,
+    what: str,
+    log: logging.Logger,
+) -> Iterator[tuple[sql.Composed, tuple[int] | None]]:
+    """The statements (with their parameters) that take a store from ``current`` to the newest.
+
+    Each version's steps, then ``record`` with the version number; written
+    once for the sync and the asyncio migrations, which only execute it.
+    """
+    for version in range(current + 1, len(steps) + 1):
+        for step in steps[version - 1]:
+            yield step, None
+        yield record, (version,)
+        log.info("postgres %s: schema %s migrated to %d", what, schema, version)
+
+
+def _version_statements(
+    schema: str, version_table: str
+) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
+    table = sql.Identifier(schema, version_table)
+    return (
+        sql.SQL(_CREATE_VERSION_TABLE).format(table=table),
+        sql.SQL(_CURRENT_VERSION).format(table=table),
+        sql.SQL(_RECORD_VERSION).format(table=table),
+    )
+
+
+def _version_from(row: Sequence[Any] | None) -> int:
+    return 0 if row is None else int(row[0])
+
+
+def migrate(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    version_table: str,
+    steps: Steps,
+    *,
+    what: str,
+    log: logging.Logger,
+) -> None:
+    """Create ``schema`` if missing and apply the steps it lacks, under the schema's lock.
+
+    ``version_table`` (in ``schema``) records the versions applied; it is
+    created on first use. Runs in the caller's transaction, which holds the
+    DDL lock of :func:`ensure_schema` until it ends.
+    """
+    create, current, record = _version_statements(schema, version_table)
+    ensure_schema(conn, schema)
+    row = conn.execute(_TABLE_EXISTS, (schema, version_table)).fetchone()
+    if row is None or not row[0]:
+        conn.execute(create)
+    found = _version_from(conn.execute(current).fetchone())
+    for statement, params in migration_plan(
+        found, steps, record, schema=schema, what=what, log=log
+    ):
+        conn.execute(statement, params)
+
+
+async def async_migrate(
+    conn: psycopg.AsyncConnection[Any],
+    schema: str,
+    version_table: str,
+    steps: Steps,
+    *,
+    what: str,
+    log: logging.Logger,
+) -> None:
+    """The asyncio twin of :func:`migrate`."""
+    create, current, record = _version_statements(schema, version_table)
+    await async_ensure_schema(conn, schema)
+    row = await (await conn.execute(_TABLE_EXISTS, (schema, version_table))).fetchone()
+    if row is None or not row[0]:
+        await conn.execute(create)
+    found = _version_from(await (await conn.execute(current)).fetchone())
+    for statement, params in migration_plan(
+        found, steps, record, schema=schema, what=what, log=log
+    ):
+        await conn.execute(statement, params)
+
+
+# -- pool ownership and the shape of every store call ------------------------------
+
+_Pool = TypeVar("_Pool", ConnectionPool[Any], AsyncConnectionPool[Any])
+_Conn = TypeVar("_Conn", psycopg.Connection[Any], psycopg.AsyncConnection[Any])
+_Done = TypeVar("_Done", None, Awaitable[None])
+
+
+class _PoolOwnerBase(Generic[_Pool, _Conn, _Done]):
+    """What the sync and asyncio owners share: the arguments, the pool and the errors.
+
+    Give a ``dsn`` (the owner makes a pool named ``<name>-<schema>``, opens
+    it on first use and closes it in ``close``) or an open ``pool`` of the
+    caller's (left open). ``prepare`` (the store's migration) runs once, on
+    the first call; every driver failure, and a call on a closed store,
+    leaves as ``error`` naming ``what``, with the detail logged to ``log``.
+
+    With ``fork_safe``, a process forked from the one that made the pool
+    replaces an owned pool (the inherited connections are the parent's
+    sessions) and never closes the inherited one.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None,
+        pool: _Pool | None,
+        *,
+        schema: str,
+        min_size: int,
+        max_size: int,
+        timeout: float,
+        name: str,
+        what: str,
+        log: logging.Logger,
+        prepare: Callable[[_Conn], _Done],
+        error: type[StoreUnavailable] = StoreUnavailable,
+        fork_safe: bool = False,
+    ) -> None:
+        if pool is not None and dsn is not None:
+            raise InvalidArgument("give exactly one of dsn and pool")
+        check_pool_args(min_size, max_size, timeout)
+        self.schema = check_schema_name(schema)
+        self.timeout = float(timeout)
+        self.owns_pool = pool is None
+        self._what = what
+        self._log = log
+        self._error = error
+        self._prepare_schema: Callable[[_Conn], _Done] = prepare
+        self._fork_safe = fork_safe
+        self._pid = os.getpid()
+        self._ready = False
+        self._closed = False
+        # Serialize the one-time preparation: threads of a sync store, tasks
+        # of an asyncio one (each owner uses the lock of its kind).
+        self._lock = threading.Lock()
+        self._async_lock = asyncio.Lock()
+        self._options: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "timeout": self.timeout,
+            "name": f"{name}-{schema}",
+        }
+        if pool is None:
+            if dsn is None:
+                raise InvalidArgument("give exactly one of dsn and pool")
+            pool = self._new_pool(dsn)
+        self._dsn = dsn or ""
+        self.pool: _Pool = pool
+
+    def _new_pool(self, dsn: str) -> _Pool:
+        raise NotImplementedError
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise self._error(f"the {self._what} is closed")
+
+    def _forked(self) -> bool:
+        return self._fork_safe and self.owns_pool and self._pid != os.getpid()
+
+    def _replace_if_forked(self) -> None:
+        """In a forked child, abandon the parent's pool (never closed here) for a new one."""
+        if self._forked():
+            self._pid = os.getpid()
+            self.pool = self._new_pool(self._dsn)
+            self._ready = False
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        """The one error callers see; the driver's detail goes to the log, not up the stack."""
+        self._log.warning("postgres %s unavailable: %s: %s", self._what, type(exc).__name__, exc)
+        return self._error(f"the {self._what} cannot answer right now")
+
+
+class PoolOwner(_PoolOwnerBase[ConnectionPool[Any], psycopg.Connection[Any], None]):
+    """A sync store's pool and the frame of each of its calls (see the arguments above).
+
+    :meth:`connection` lends a connection in one transaction, under a
+    :class:`Deadline`, once the schema is prepared.
+    """
+
+    def _new_pool(self, dsn: str) -> ConnectionPool[Any]:
+        return new_pool(dsn, **self._options)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in one transaction, committed when the block ends.
+
+        Every driver failure, including one at commit, leaves as the store's
+        error; so does a call that outlives its :class:`Deadline` (a stalled
+        server), whose connection is broken and then discarded.
+        """
+        self._check_open()
+        try:
+            with Deadline(self.timeout) as deadline:
+                self._prepare(deadline)
+                with self.pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except DRIVER_ERRORS as exc:
+            raise self._unavailable(exc) from None
+
+    def _prepare(self, deadline: Deadline) -> None:
+        """Open the owned pool and bring the schema up to date, once per store (and process)."""
+        if self._ready and not self._forked():
+            return
+        if not self._lock.acquire(timeout=deadline.remaining()):
+            raise TimeoutError(f"{self._what} preparation did not finish in time")
+        try:
+            self._replace_if_forked()
+            if self._ready:
+                return
+            if self.owns_pool:
+                self.pool.open()
+            with self.pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
+                self._prepare_schema(conn)
+            self._ready = True
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close the pool if the store made it (in this process); a given pool stays open."""
+        self._closed = True
+        if self.owns_pool and not self._forked():
+            self.pool.close()
+
+
+class AsyncPoolOwner(
+    _PoolOwnerBase[AsyncConnectionPool[Any], psycopg.AsyncConnection[Any], Awaitable[None]]
+):
+    """The asyncio twin of :class:`PoolOwner`; an owned pool opens on first use (it needs
+    the running event loop)."""
+
+    def _new_pool(self, dsn: str) -> AsyncConnectionPool[Any]:
+        return new_async_pool(dsn, **self._options)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection in one transaction, committed when the block ends.
+
+        Bounded by :func:`async_deadline`: a stalled server costs the store's
+        error after ``timeout`` and a short margin.
+        """
+        self._check_open()
+        try:
+            async with async_deadline(self.timeout) as deadline:
+                await self._prepare(deadline)
+                async with self.pool.connection(timeout=deadline.remaining()) as conn:
+                    deadline.attach(conn)
+                    yield conn
+        except DRIVER_ERRORS as exc:
+            raise self._unavailable(exc) from None
+
+    async def _prepare(self, deadline: Deadline) -> None:
+        if self._ready and not self._forked():
+            return
+        async with self._async_lock:
+            self._replace_if_forked()
+            if self._ready:
+                return
+            if self.owns_pool:
+                await self.pool.open()
+            async with self.pool.connection(timeout=deadline.remaining()) as conn:
+                deadline.attach(conn)
+                await self._prepare_schema(conn)
+            self._ready = True
+
+    async def close(self) -> None:
+        """Close the pool if the store made it (in this process); a given pool stays open."""
+        self._closed = True
+        if self.owns_pool and not self._forked():
+            await self.pool.close()

@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from jwtward.errors import InvalidArgument, StoreUnavailable
 
-__all__ = ["SQLiteDatabase"]
+__all__ = ["SQLiteDatabase", "migrate"]
+
+# A version table's name goes into SQL text: only plain identifiers.
+_TABLE_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
 class SQLiteDatabase:
@@ -148,3 +152,40 @@ def rollback(db: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         if db.in_transaction:
             db.execute("ROLLBACK")
+
+
+def migrate(
+    db: sqlite3.Connection, version_table: str, steps: Sequence[Sequence[str]], what: str
+) -> None:
+    """Bring one store's tables to version ``len(steps)``, in the caller's transaction.
+
+    Version N is ``steps[N - 1]`` applied on top of version N - 1; the number
+    lives in the one-row table ``version_table``, of this store alone, so
+    stores sharing a file keep their own counts. A schema newer than
+    ``steps`` knows is refused (StoreUnavailable naming ``what``): this
+    release cannot tell what the newer steps changed.
+    """
+    if not _TABLE_NAME.fullmatch(version_table):
+        raise InvalidArgument("version_table must be a lower-case identifier")
+    newest = len(steps)
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {version_table} "
+        "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+    )
+    row = db.execute(f"SELECT version FROM {version_table}").fetchone()  # noqa: S608 - checked name
+    version = 0 if row is None else row[0]
+    if type(version) is not int or version < 0:
+        raise StoreUnavailable(f"the {what}'s schema version is unreadable")
+    if version > newest:
+        raise StoreUnavailable(
+            f"the {what} has schema {version}; this jwtward reads up to {newest}"
+        )
+    for step in steps[version:]:
+        for statement in step:
+            db.execute(statement)
+    if version != newest:
+        db.execute(
+            f"INSERT INTO {version_table} (id, version) VALUES (1, ?) "  # noqa: S608 - checked name
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (newest,),
+        )

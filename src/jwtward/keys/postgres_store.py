@@ -28,19 +28,22 @@ is back. Requires ``psycopg`` 3 with ``psycopg_pool`` (the ``postgres`` extra).
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from jwtward.codecs import dumps
 from jwtward.errors import InvalidArgument
-from jwtward.keys.records import KeyRecord, StoreConflict, StoreError, StoreSnapshot
+from jwtward.keys.record_rows import (
+    check_version,
+    header_text,
+    parse_json,
+    sealed_rows,
+    stored_record,
+)
+from jwtward.keys.records import KeyRecord, StoreError, StoreSnapshot
 from jwtward.keys.sealing import (
     Protection,
     ScryptParams,
@@ -48,16 +51,13 @@ from jwtward.keys.sealing import (
     check_save_arguments,
     resolve_protection,
 )
-
-# Shared rather than copied: the row <-> record conversion of the SQLite key
-# store (JSON columns as text) holds here unchanged.
-from jwtward.keys.sqlite_store import _json, _row_values, _stored_record
 from jwtward.postgres_db import (
-    DRIVER_ERRORS,
-    Deadline,
+    PoolOwner,
+    bind_steps,
+    check_pool_args,
     check_schema_name,
     ensure_schema,
-    new_pool,
+    migration_plan,
     schema_lock_key,
 )
 
@@ -166,8 +166,7 @@ class PostgresKeyStore:
         if (pool is None) == (dsn is None):
             raise InvalidArgument("give exactly one of dsn and pool")
         check_schema_name(schema)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise InvalidArgument("timeout must be a positive number of seconds")
+        check_pool_args(0, 4, timeout)
         self._protection: Protection = resolve_protection(
             passphrase=passphrase,
             master_key=master_key,
@@ -176,21 +175,30 @@ class PostgresKeyStore:
             stacklevel=3,
         )
         self._schema = schema
-        self._timeout = float(timeout)
-        self._dsn = dsn or ""
-        self._owns_pool = pool is None
-        self._pool: ConnectionPool[Any] = self._new_pool() if pool is None else pool
-        self._pid = os.getpid()
-        self._ready = False
-        self._closed = False
-        self._lock = threading.Lock()
+        # Owned pools are small and replaced in a forked child, whose inherited
+        # connections are the parent's sessions.
+        self._db = PoolOwner(
+            dsn,
+            pool,
+            schema=schema,
+            min_size=0,
+            max_size=4,
+            timeout=timeout,
+            name="jwtward-keys",
+            what="key store",
+            log=logger,
+            prepare=self._migrate,
+            error=StoreError,
+            fork_safe=True,
+        )
+        self._connection = self._db.connection
         name = sql.Identifier(schema)
         columns = sql.SQL(_RECORD_COLUMNS)
 
         def bind(text: LiteralString) -> sql.Composed:
             return sql.SQL(text).format(schema=name, columns=columns)
 
-        self._migrations = tuple(tuple(bind(step) for step in steps) for steps in KEY_MIGRATIONS)
+        self._migrations = bind_steps(KEY_MIGRATIONS, schema=name)
         self._schema_version = bind(_SCHEMA_VERSION)
         self._set_schema_version = bind(_SET_SCHEMA_VERSION)
         self._load_sql = bind(_LOAD)
@@ -215,7 +223,7 @@ class PostgresKeyStore:
         if not rows:
             return StoreSnapshot(version=0, records=())
         version, sealing = rows[0][0], rows[0][1]
-        stored = [_stored_record(row[2:]) for row in rows if row[2] is not None]
+        stored = [stored_record(row[2:]) for row in rows if row[2] is not None]
         sealer = self._open(version, sealing, stored)
         if sealer is None:
             return StoreSnapshot(version=0, records=())
@@ -237,32 +245,21 @@ class PostgresKeyStore:
             current, sealing = meta
             if type(current) is not int:
                 raise StoreError("the key store has no valid version")
-            stored = [_stored_record(row) for row in conn.execute(self._select_records).fetchall()]
+            stored = [stored_record(row) for row in conn.execute(self._select_records).fetchall()]
             existing = self._open(current, sealing, stored)
-            if current != expected_version:
-                raise StoreConflict(
-                    f"key store is at version {current}, not {expected_version}: reload"
-                )
-            sealer = self._sealer_for(existing, stored)
+            check_version(current, expected_version)
+            sealer = self._protection.next_sealer(existing, stored)
             new_version = current + 1
             conn.execute(self._delete_records)
             if records:
                 with conn.cursor() as cur:
-                    cur.executemany(
-                        self._insert_record,
-                        [
-                            (position, *_row_values(sealer.seal_record(record)))
-                            for position, record in enumerate(records)
-                        ],
-                    )
-            conn.execute(self._update_meta, (new_version, dumps(sealer.header).decode("utf-8")))
+                    cur.executemany(self._insert_record, sealed_rows(sealer, records))
+            conn.execute(self._update_meta, (new_version, header_text(sealer)))
         return new_version
 
     def close(self) -> None:
         """Close the pool if this store made it; a pool given to the store stays open."""
-        self._closed = True
-        if self._owns_pool and self._pid == os.getpid():
-            self._pool.close()
+        self._db.close()
 
     def __enter__(self) -> PostgresKeyStore:
         return self
@@ -276,61 +273,6 @@ class PostgresKeyStore:
 
     # -- internals --------------------------------------------------------------
 
-    def _new_pool(self) -> ConnectionPool[Any]:
-        return new_pool(
-            self._dsn,
-            min_size=0,
-            max_size=4,
-            timeout=self._timeout,
-            name=f"jwtward-keys-{self._schema}",
-        )
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends.
-
-        An exception in the block rolls the transaction back. Every driver
-        failure, including one at commit, leaves as StoreError; so does a call
-        that outlives its :class:`~jwtward.postgres_db.Deadline` (a stalled
-        server), whose connection is broken and then discarded.
-        """
-        if self._closed:
-            raise StoreError("the key store is closed")
-        try:
-            with Deadline(self._timeout) as deadline:
-                pool = self._prepare(deadline)
-                with pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    yield conn
-        except DRIVER_ERRORS as exc:
-            logger.warning("postgres key store unavailable: %s: %s", type(exc).__name__, exc)
-            raise StoreError("the key store cannot answer right now") from None
-
-    def _prepare(self, deadline: Deadline) -> ConnectionPool[Any]:
-        """The pool of this process, open, with the tables up to date.
-
-        After a fork, the child must not touch the connections it inherited
-        (they are the parent's sessions): an owned pool is replaced, and the
-        inherited one abandoned without being closed.
-        """
-        if not self._lock.acquire(timeout=deadline.remaining()):
-            raise TimeoutError("key store preparation did not finish in time")
-        try:
-            if self._owns_pool and self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._pool = self._new_pool()
-                self._ready = False
-            if not self._ready:
-                if self._owns_pool:
-                    self._pool.open()
-                with self._pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    self._migrate(conn)
-                self._ready = True
-            return self._pool
-        finally:
-            self._lock.release()
-
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
         ensure_schema(conn, self._schema)
         row = conn.execute(_HAS_TABLES, (self._schema,)).fetchone()
@@ -342,11 +284,15 @@ class PostgresKeyStore:
             current = SCHEMA if found is None else found[0]
         if current > len(self._migrations):
             raise StoreError(f"key store schema {current}; this jwtward reads {SCHEMA}")
-        for version in range(current + 1, len(self._migrations) + 1):
-            for step in self._migrations[version - 1]:
-                conn.execute(step)
-            conn.execute(self._set_schema_version, (version,))
-            logger.info("postgres key store: schema %s migrated to %d", self._schema, version)
+        for statement, params in migration_plan(
+            current,
+            self._migrations,
+            self._set_schema_version,
+            schema=self._schema,
+            what="key store",
+            log=logger,
+        ):
+            conn.execute(statement, params)
 
     def _open(
         self, version: object, sealing: object, stored: list[dict[str, Any]]
@@ -358,21 +304,4 @@ class PostgresKeyStore:
             if sealing is not None or stored:
                 raise StoreError("the key store holds records at version 0")
             return None
-        return self._protection.open(_json(sealing, "sealing header"))
-
-    def _sealer_for(self, existing: Sealer | None, stored: list[dict[str, Any]]) -> Sealer:
-        """The sealer for the next version: a fresh one for a new store; else the
-        existing one, re-sealed under stronger parameters if configured.
-
-        Every existing record must be intact and open under our secret first:
-        a store that no one can load is left for its operator, never silently
-        overwritten.
-        """
-        if existing is None:
-            return self._protection.new_sealer()
-        for record in stored:
-            existing.check_record(record)
-        header = existing.header
-        if self._protection.wants_reseal(header):
-            return self._protection.new_sealer(header["store"])
-        return existing
+        return self._protection.open(parse_json(sealing, "sealing header"))

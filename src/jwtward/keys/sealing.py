@@ -420,6 +420,23 @@ class Protection:
             return False
         return not _stored_scrypt(header)[1].at_least(self._scrypt)
 
+    def next_sealer(self, existing: Sealer | None, stored: Sequence[Mapping[str, Any]]) -> Sealer:
+        """The sealer a save writes with: a fresh one for a new store (``existing``
+        is None); else ``existing``, re-sealed under stronger parameters if configured.
+
+        Every stored record must be intact and open under our secret first:
+        a store that no one can load is left for its operator, never silently
+        overwritten.
+        """
+        if existing is None:
+            return self.new_sealer()
+        for record in stored:
+            existing.check_record(record)
+        header = existing.header
+        if self.wants_reseal(header):
+            return self.new_sealer(header["store"])
+        return existing
+
     def _derive(self, salt: bytes, params: ScryptParams) -> AESGCM:
         cache_key = (salt, params.n, params.r, params.p)
         aead = self._derived.get(cache_key)

@@ -29,9 +29,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from jwtward.codecs import dumps, loads_object
-from jwtward.errors import DecodeError
-from jwtward.keys.records import KeyRecord, StoreConflict, StoreError, StoreSnapshot
+from jwtward.keys.record_rows import (
+    check_version,
+    header_text,
+    parse_json,
+    sealed_rows,
+    stored_record,
+)
+from jwtward.keys.records import KeyRecord, StoreError, StoreSnapshot
 from jwtward.keys.sealing import (
     Protection,
     ScryptParams,
@@ -44,7 +49,6 @@ from jwtward.sqlite_db import SQLiteDatabase
 __all__ = ["SQLiteKeyStore"]
 
 SCHEMA: Final = 1
-_MAX_JSON: Final = 1 << 20
 
 _CREATE_STORE: Final = """
 CREATE TABLE IF NOT EXISTS jwtward_key_store (
@@ -67,19 +71,6 @@ CREATE TABLE IF NOT EXISTS jwtward_key_records (
     sealed TEXT,
     private_jwk TEXT
 )"""
-_COLUMNS: Final = (
-    "kid",
-    "state",
-    "created_at",
-    "activates_at",
-    "retires_at",
-    "expires_at",
-    "revoked_at",
-    "public",
-    "sealed",
-    "private",
-)
-_JSON_COLUMNS: Final = frozenset({"public", "private"})
 _SELECT_RECORDS: Final = (
     "SELECT kid, state, created_at, activates_at, retires_at, expires_at, revoked_at, "
     "public_jwk, sealed, private_jwk FROM jwtward_key_records ORDER BY position"
@@ -140,25 +131,16 @@ class SQLiteKeyStore:
         check_save_arguments(expected_version, records)
         with self._db.transaction("BEGIN IMMEDIATE") as db:
             current, existing, stored = self._read(db)
-            if current != expected_version:
-                raise StoreConflict(
-                    f"key store is at version {current}, not {expected_version}: reload"
-                )
-            sealer = self._sealer_for(existing, stored)
+            check_version(current, expected_version)
+            sealer = self._protection.next_sealer(existing, stored)
             new_version = current + 1
             db.execute("DELETE FROM jwtward_key_records")
-            db.executemany(
-                _INSERT_RECORD,
-                [
-                    (position, *_row_values(sealer.seal_record(record)))
-                    for position, record in enumerate(records)
-                ],
-            )
+            db.executemany(_INSERT_RECORD, sealed_rows(sealer, records))
             db.execute(
                 "INSERT INTO jwtward_key_store (id, schema_version, version, sealing) "
                 "VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "version = excluded.version, sealing = excluded.sealing",
-                (SCHEMA, new_version, dumps(sealer.header).decode("utf-8")),
+                (SCHEMA, new_version, header_text(sealer)),
             )
         return new_version
 
@@ -183,26 +165,9 @@ class SQLiteKeyStore:
         version, sealing = meta
         if type(version) is not int or version < 1:
             raise StoreError(f"key store {self._path} has no valid version")
-        sealer = self._protection.open(_json(sealing, "sealing header"))
-        stored = [_stored_record(row) for row in db.execute(_SELECT_RECORDS).fetchall()]
+        sealer = self._protection.open(parse_json(sealing, "sealing header"))
+        stored = [stored_record(row) for row in db.execute(_SELECT_RECORDS).fetchall()]
         return version, sealer, stored
-
-    def _sealer_for(self, existing: Sealer | None, stored: list[dict[str, Any]]) -> Sealer:
-        """The sealer for the next version: a fresh one for a new store; else the
-        existing one, re-sealed under stronger parameters if configured.
-
-        Every existing record must be intact and open under our secret first:
-        a store that no one can load is left for its operator, never silently
-        overwritten.
-        """
-        if existing is None:
-            return self._protection.new_sealer()
-        for record in stored:
-            existing.check_record(record)
-        header = existing.header
-        if self._protection.wants_reseal(header):
-            return self._protection.new_sealer(header["store"])
-        return existing
 
 
 def _create_schema(db: sqlite3.Connection) -> None:
@@ -211,31 +176,3 @@ def _create_schema(db: sqlite3.Connection) -> None:
     row = db.execute("SELECT schema_version FROM jwtward_key_store").fetchone()
     if row is not None and row[0] != SCHEMA:
         raise StoreError(f"key store schema {row[0]}; this jwtward reads {SCHEMA}")
-
-
-def _json(text: object, what: str) -> dict[str, Any]:
-    if not isinstance(text, str):
-        raise StoreError(f"key store {what} is not JSON text")
-    try:
-        return loads_object(text, max_size=_MAX_JSON)
-    except DecodeError as exc:
-        raise StoreError(f"key store {what} is corrupt: {exc}") from None
-
-
-def _row_values(stored: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(
-        None
-        if stored[name] is None
-        else dumps(stored[name]).decode("utf-8")
-        if name in _JSON_COLUMNS
-        else stored[name]
-        for name in _COLUMNS
-    )
-
-
-def _stored_record(row: Sequence[Any]) -> dict[str, Any]:
-    stored = dict(zip(_COLUMNS, row, strict=True))
-    for name in _JSON_COLUMNS:
-        if stored[name] is not None:
-            stored[name] = _json(stored[name], "record")
-    return stored

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, LiteralString, Protocol, runtime_checkable
 
 from jwtward.errors import InvalidArgument, StoreUnavailable
-from jwtward.sqlite_db import SQLiteDatabase
+from jwtward.sqlite_db import SQLiteDatabase, migrate
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
-    from jwtward.postgres_db import Deadline
 
 __all__ = [
     "MemoryRateLimiter",
@@ -278,7 +277,6 @@ _SQLITE_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX jwtward_rate_limits_expiry ON jwtward_rate_limits (expires_at)",
     ),
 )
-_SQLITE_SCHEMA_VERSION: Final = len(_SQLITE_MIGRATIONS)
 
 # A window that has ended is replaced by a new one; SET expressions all read
 # the old row, so the three CASEs agree.
@@ -294,28 +292,7 @@ RETURNING count, expires_at"""
 
 
 def _sqlite_migrate(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS jwtward_rate_limit_schema "
-        "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-    )
-    row = db.execute("SELECT version FROM jwtward_rate_limit_schema").fetchone()
-    version = 0 if row is None else row[0]
-    if type(version) is not int or version < 0:
-        raise StoreUnavailable("the rate limiter's schema version is unreadable")
-    if version > _SQLITE_SCHEMA_VERSION:
-        raise StoreUnavailable(
-            f"the rate limiter has schema {version}; this jwtward reads up to "
-            f"{_SQLITE_SCHEMA_VERSION}"
-        )
-    for step in _SQLITE_MIGRATIONS[version:]:
-        for statement in step:
-            db.execute(statement)
-    if version != _SQLITE_SCHEMA_VERSION:
-        db.execute(
-            "INSERT INTO jwtward_rate_limit_schema (id, version) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-            (_SQLITE_SCHEMA_VERSION,),
-        )
+    migrate(db, "jwtward_rate_limit_schema", _SQLITE_MIGRATIONS, "rate limiter")
 
 
 class SQLiteRateLimiter:
@@ -528,17 +505,6 @@ PG_MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
         "CREATE INDEX rate_limits_expires_idx ON {schema}.rate_limits (expires_at)",
     ),
 )
-_PG_CREATE_VERSIONS: Final[LiteralString] = """CREATE TABLE IF NOT EXISTS
-    {schema}.rate_limit_schema_version (
-        version integer PRIMARY KEY,
-        applied_at timestamptz NOT NULL DEFAULT now()
-    )"""
-_PG_CURRENT_VERSION: Final[LiteralString] = (
-    "SELECT coalesce(max(version), 0) FROM {schema}.rate_limit_schema_version"
-)
-_PG_RECORD_VERSION: Final[LiteralString] = (
-    "INSERT INTO {schema}.rate_limit_schema_version (version) VALUES (%s)"
-)
 # The window rolls over inside the statement: concurrent hits of one key
 # queue on its row lock and each sees the count the previous one committed.
 _PG_HIT: Final[LiteralString] = """INSERT INTO {schema}.rate_limits AS r
@@ -556,12 +522,6 @@ _PG_CHECK: Final[LiteralString] = (
 )
 _PG_RESET: Final[LiteralString] = "DELETE FROM {schema}.rate_limits WHERE key_hash = %(key)s"
 _PG_PURGE: Final[LiteralString] = "DELETE FROM {schema}.rate_limits WHERE expires_at <= %(now)s"
-
-
-def _pg_unavailable(exc: BaseException) -> StoreUnavailable:
-    """The one error callers see; the driver's detail goes to the log only."""
-    logger.warning("postgres rate limiter unavailable: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable("the rate limiter cannot answer right now")
 
 
 class PostgresRateLimiter:
@@ -588,92 +548,47 @@ class PostgresRateLimiter:
     ) -> None:
         from psycopg import sql  # noqa: PLC0415 - optional driver
 
-        from jwtward import postgres_db  # noqa: PLC0415
+        from jwtward.postgres_db import PoolOwner, bind_steps  # noqa: PLC0415
 
-        if pool is not None and dsn is not None:
-            raise InvalidArgument("give exactly one of dsn and pool")
-        postgres_db.check_pool_args(min_size, max_size, timeout)
-        self._schema = postgres_db.check_schema_name(schema)
-        self._db = postgres_db
-        self._timeout = float(timeout)
+        self._db = PoolOwner(
+            dsn,
+            pool,
+            schema=schema,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            name="jwtward-ratelimit",
+            what="rate limiter",
+            log=logger,
+            prepare=self._migrate,
+        )
+        self._connection = self._db.connection
         name = sql.Identifier(schema)
 
         def bind(text: LiteralString) -> sql.Composed:
             return sql.SQL(text).format(schema=name)
 
-        self._migrations = tuple(tuple(bind(step) for step in steps) for steps in PG_MIGRATIONS)
-        self._create_versions = bind(_PG_CREATE_VERSIONS)
-        self._current_version = bind(_PG_CURRENT_VERSION)
-        self._record_version = bind(_PG_RECORD_VERSION)
+        self._migrations = bind_steps(PG_MIGRATIONS, schema=name)
         self._hit = bind(_PG_HIT)
         self._check = bind(_PG_CHECK)
         self._reset = bind(_PG_RESET)
         self._purge = bind(_PG_PURGE)
-        self._owns_pool = pool is None
-        if pool is None:
-            if dsn is None:
-                raise InvalidArgument("give exactly one of dsn and pool")
-            pool = postgres_db.new_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=self._timeout,
-                name=f"jwtward-ratelimit-{schema}",
-            )
-        self._pool: ConnectionPool[Any] = pool
-        self._ready = False
-        self._closed = False
-        self._ready_lock = threading.Lock()
 
     @property
     def schema(self) -> str:
-        return self._schema
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction; every driver failure as StoreUnavailable.
-
-        So is a call that outlives its :class:`~jwtward.postgres_db.Deadline`
-        (a stalled server), whose connection is broken and then discarded.
-        """
-        if self._closed:
-            raise StoreUnavailable("the rate limiter is closed")
-        try:
-            with self._db.Deadline(self._timeout) as deadline:
-                self._prepare(deadline)
-                with self._pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    yield conn
-        except self._db.DRIVER_ERRORS as exc:
-            raise _pg_unavailable(exc) from None
-
-    def _prepare(self, deadline: Deadline) -> None:
-        if self._ready:
-            return
-        if not self._ready_lock.acquire(timeout=deadline.remaining()):
-            raise TimeoutError("rate limiter preparation did not finish in time")
-        try:
-            if self._ready:
-                return
-            if self._owns_pool:
-                self._pool.open()
-            with self._pool.connection(timeout=deadline.remaining()) as conn:
-                deadline.attach(conn)
-                self._migrate(conn)
-            self._ready = True
-        finally:
-            self._ready_lock.release()
+        return self._db.schema
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        self._db.ensure_schema(conn, self._schema)
-        conn.execute(self._create_versions)
-        row = conn.execute(self._current_version).fetchone()
-        current = 0 if row is None else int(row[0])
-        for version in range(current + 1, len(self._migrations) + 1):
-            for step in self._migrations[version - 1]:
-                conn.execute(step)
-            conn.execute(self._record_version, (version,))
-            logger.info("postgres rate limiter: schema %s migrated to %d", self._schema, version)
+        from jwtward import postgres_db  # noqa: PLC0415
+
+        postgres_db.migrate(
+            conn,
+            self.schema,
+            "rate_limit_schema_version",
+            self._migrations,
+            what="rate limiter",
+            log=logger,
+        )
 
     def hit(self, key: str, *, limit: int, window: float, now: float) -> RateDecision:
         _check_limit(limit, window)
@@ -710,10 +625,8 @@ class PostgresRateLimiter:
 
     def close(self) -> None:
         """Close the pool if this limiter made it; a pool given to it stays open."""
-        self._closed = True
-        if self._owns_pool:
-            self._pool.close()
+        self._db.close()
 
     def __repr__(self) -> str:
         # Never the DSN: it may carry a password.
-        return f"PostgresRateLimiter(schema={self._schema!r})"
+        return f"PostgresRateLimiter(schema={self.schema!r})"

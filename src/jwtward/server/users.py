@@ -28,23 +28,20 @@ import logging
 import math
 import os
 import sqlite3
-import threading
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, LiteralString, Protocol
 
 from jwtward.codecs import dumps, loads_object
 from jwtward.errors import DecodeError, InvalidArgument, JWTWardError, StoreUnavailable
-from jwtward.sqlite_db import SQLiteDatabase
+from jwtward.sqlite_db import SQLiteDatabase, migrate
 
 if TYPE_CHECKING:
     import psycopg
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
-    from jwtward.postgres_db import Deadline
 
 __all__ = [
     "MAX_USERNAME_LENGTH",
@@ -310,28 +307,7 @@ _SQLITE_SET_HASH: Final = (
 
 
 def _sqlite_migrate(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS jwtward_user_schema "
-        "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-    )
-    row = db.execute("SELECT version FROM jwtward_user_schema").fetchone()
-    version = 0 if row is None else row[0]
-    if type(version) is not int or version < 0:
-        raise StoreUnavailable("the user store's schema version is unreadable")
-    if version > SQLITE_SCHEMA_VERSION:
-        newest = SQLITE_SCHEMA_VERSION
-        raise StoreUnavailable(
-            f"the user store has schema {version}; this jwtward reads up to {newest}"
-        )
-    for step in _SQLITE_MIGRATIONS[version:]:
-        for statement in step:
-            db.execute(statement)
-    if version != SQLITE_SCHEMA_VERSION:
-        db.execute(
-            "INSERT INTO jwtward_user_schema (id, version) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-            (SQLITE_SCHEMA_VERSION,),
-        )
+    migrate(db, "jwtward_user_schema", _SQLITE_MIGRATIONS, "user store")
 
 
 class SQLiteUserStore:
@@ -439,17 +415,6 @@ _PG_MIGRATIONS: Final[tuple[tuple[LiteralString, ...], ...]] = (
         )""",
     ),
 )
-_PG_CREATE_VERSIONS: Final[LiteralString] = """
-CREATE TABLE IF NOT EXISTS {schema}.user_schema_version (
-    version integer PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-_PG_CURRENT_VERSION: Final[LiteralString] = (
-    "SELECT coalesce(max(version), 0) FROM {schema}.user_schema_version"
-)
-_PG_RECORD_VERSION: Final[LiteralString] = (
-    "INSERT INTO {schema}.user_schema_version (version) VALUES (%s)"
-)
 _PG_INSERT: Final[LiteralString] = """
 INSERT INTO {schema}.users
     (username, password_hash, disabled, created_at, updated_at, claims, scope)
@@ -478,9 +443,6 @@ class _PgStatements:
     """The store's statements with its schema name filled in once."""
 
     migrations: tuple[tuple[sql.Composed, ...], ...]
-    create_versions: sql.Composed
-    current_version: sql.Composed
-    record_version: sql.Composed
     insert: sql.Composed
     get: sql.Composed
     list_all: sql.Composed
@@ -492,16 +454,15 @@ class _PgStatements:
 def _pg_statements(schema: str) -> _PgStatements:
     from psycopg import sql  # noqa: PLC0415 - the driver is an optional dependency
 
+    from jwtward.postgres_db import bind_steps  # noqa: PLC0415
+
     name = sql.Identifier(schema)
 
     def bind(text: LiteralString) -> sql.Composed:
         return sql.SQL(text).format(schema=name)
 
     return _PgStatements(
-        migrations=tuple(tuple(bind(step) for step in steps) for steps in _PG_MIGRATIONS),
-        create_versions=bind(_PG_CREATE_VERSIONS),
-        current_version=bind(_PG_CURRENT_VERSION),
-        record_version=bind(_PG_RECORD_VERSION),
+        migrations=bind_steps(_PG_MIGRATIONS, schema=name),
         insert=bind(_PG_INSERT),
         get=bind(_PG_GET),
         list_all=bind(_PG_LIST),
@@ -509,12 +470,6 @@ def _pg_statements(schema: str) -> _PgStatements:
         set_hash=bind(_PG_SET_HASH),
         ping=bind(_PG_PING),
     )
-
-
-def _pg_unavailable(exc: BaseException) -> StoreUnavailable:
-    """The one error callers see; the driver's detail goes to the log, not up the stack."""
-    logger.warning("postgres user store unavailable: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable("the user store cannot answer right now")
 
 
 class PostgresUserStore:
@@ -540,83 +495,38 @@ class PostgresUserStore:
     ) -> None:
         # Imported here: psycopg is an optional dependency, and the SQLite
         # store above must work without it.
-        from jwtward import postgres_db  # noqa: PLC0415
+        from jwtward.postgres_db import PoolOwner  # noqa: PLC0415
 
-        if pool is not None and dsn is not None:
-            raise InvalidArgument("give exactly one of dsn and pool")
-        postgres_db.check_pool_args(min_size, max_size, timeout)
-        self._schema = postgres_db.check_schema_name(schema)
+        self._db = PoolOwner(
+            dsn,
+            pool,
+            schema=schema,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            name="jwtward-users",
+            what="user store",
+            log=logger,
+            prepare=self._migrate,
+        )
         self._sql = _pg_statements(schema)
-        self._timeout = float(timeout)
-        self._db = postgres_db
-        self._owns_pool = pool is None
-        if pool is None:
-            if dsn is None:
-                raise InvalidArgument("give exactly one of dsn and pool")
-            pool = postgres_db.new_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=self._timeout,
-                name=f"jwtward-users-{schema}",
-            )
-        self._pool: ConnectionPool[Any] = pool
-        self._ready = False
-        self._closed = False
-        self._ready_lock = threading.Lock()
+        self._connection = self._db.connection
 
     @property
     def schema(self) -> str:
-        return self._schema
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends.
-
-        Every driver failure leaves as StoreUnavailable; so does a call that
-        outlives its :class:`~jwtward.postgres_db.Deadline` (a stalled server),
-        whose connection is broken and then discarded.
-        """
-        if self._closed:
-            raise StoreUnavailable("the user store is closed")
-        try:
-            with self._db.Deadline(self._timeout) as deadline:
-                self._prepare(deadline)
-                with self._pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    yield conn
-        except self._db.DRIVER_ERRORS as exc:
-            raise _pg_unavailable(exc) from None
-
-    def _prepare(self, deadline: Deadline) -> None:
-        """Open the owned pool and bring the schema up to date, once per store."""
-        if self._ready:
-            return
-        if not self._ready_lock.acquire(timeout=deadline.remaining()):
-            raise TimeoutError("user store preparation did not finish in time")
-        try:
-            if self._ready:
-                return
-            if self._owns_pool:
-                self._pool.open()
-            with self._pool.connection(timeout=deadline.remaining()) as conn:
-                deadline.attach(conn)
-                self._migrate(conn)
-            self._ready = True
-        finally:
-            self._ready_lock.release()
+        return self._db.schema
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        s = self._sql
-        self._db.ensure_schema(conn, self._schema)
-        conn.execute(s.create_versions)
-        row = conn.execute(s.current_version).fetchone()
-        current = 0 if row is None else int(row[0])
-        for version in range(current + 1, len(s.migrations) + 1):
-            for step in s.migrations[version - 1]:
-                conn.execute(step)
-            conn.execute(s.record_version, (version,))
-            logger.info("postgres user store: schema %s migrated to %d", self._schema, version)
+        from jwtward import postgres_db  # noqa: PLC0415
+
+        postgres_db.migrate(
+            conn,
+            self.schema,
+            "user_schema_version",
+            self._sql.migrations,
+            what="user store",
+            log=logger,
+        )
 
     def add(
         self,
@@ -680,9 +590,7 @@ class PostgresUserStore:
 
     def close(self) -> None:
         """Close the pool if this store made it; a pool given to the store stays open."""
-        self._closed = True
-        if self._owns_pool:
-            self._pool.close()
+        self._db.close()
 
     def __repr__(self) -> str:
         # Never the DSN: it may carry a password.

@@ -15,12 +15,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from jwtward.errors import InvalidArgument, JWTWardError
+from jwtward.errors import JWTWardError
 from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.tokens.flows import Flow, SigningKeys, StoreCall
-from jwtward.tokens.lifecycle import Settings
 from jwtward.tokens.records import AsyncTokenStore, FamilyRecord
-from jwtward.tokens.service import make_lifecycle, store_failure
+from jwtward.tokens.service import ServiceBase, store_failure
 
 __all__ = ["AsyncTokenService"]
 
@@ -29,7 +28,7 @@ T = TypeVar("T")
 AsyncSubjectLoader = Callable[[str], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None]
 
 
-class AsyncTokenService:
+class AsyncTokenService(ServiceBase[AsyncTokenStore, AsyncSubjectLoader]):
     """Issue, verify, refresh and revoke tokens from asyncio code; see TokenService."""
 
     def __init__(
@@ -48,10 +47,9 @@ class AsyncTokenService:
         load_subject: AsyncSubjectLoader | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if load_subject is not None and not callable(load_subject):
-            raise InvalidArgument("load_subject must be callable")
-        self._core = make_lifecycle(
+        self._setup(
             keys,
+            load_subject,
             issuer=issuer,
             audience=audience,
             access_lifetime=access_lifetime,
@@ -61,22 +59,8 @@ class AsyncTokenService:
             leeway=leeway,
             allow_long_access_tokens=allow_long_access_tokens,
             clock=clock,
-            has_subject_loader=load_subject is not None,
         )
         self._store = store
-        self._load_subject = load_subject
-
-    @property
-    def store(self) -> AsyncTokenStore:
-        return self._store
-
-    @property
-    def keys(self) -> SigningKeys:
-        return self._core.keys
-
-    @property
-    def settings(self) -> Settings:
-        return self._core.settings
 
     async def _run(self, flow: Flow[T]) -> T:
         answer: Any = None

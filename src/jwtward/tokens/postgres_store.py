@@ -24,11 +24,8 @@ Requires ``psycopg`` 3 with ``psycopg_pool`` (the ``postgres`` extra).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, LiteralString
 
@@ -37,17 +34,14 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from jwtward.codecs import dumps, loads_object
-from jwtward.errors import DecodeError, InvalidArgument, StoreUnavailable
+from jwtward.errors import DecodeError, StoreUnavailable
 from jwtward.postgres_db import (
-    DRIVER_ERRORS,
-    Deadline,
-    async_deadline,
-    async_ensure_schema,
-    check_pool_args,
+    AsyncPoolOwner,
+    PoolOwner,
+    async_migrate,
+    bind_steps,
     check_schema_name,
-    ensure_schema,
-    new_async_pool,
-    new_pool,
+    migrate,
 )
 from jwtward.tokens.records import (
     AccessView,
@@ -117,19 +111,6 @@ MIGRATIONS: tuple[tuple[LiteralString, ...], ...] = (
         "CREATE INDEX subject_cutoffs_keep_idx ON {schema}.subject_cutoffs (keep_until)",
     ),
 )
-
-# Checked before creating: creating needs a privilege that a role which only
-# uses an existing schema may lack, even with IF NOT EXISTS.
-_HAS_VERSION_TABLE: LiteralString = """SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables
-    WHERE schemaname = %s AND tablename = 'schema_version')"""
-_CREATE_VERSION_TABLE: LiteralString = """CREATE TABLE {schema}.schema_version (
-    version integer PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-)"""
-_CURRENT_VERSION: LiteralString = (
-    "SELECT coalesce(max(version), 0) FROM {schema}.schema_version"
-)
-_RECORD_VERSION: LiteralString = "INSERT INTO {schema}.schema_version (version) VALUES (%s)"
 
 # -- statements ------------------------------------------------------------------
 
@@ -234,9 +215,6 @@ class _Statements:
 
     schema: str
     migrations: tuple[tuple[sql.Composed, ...], ...]
-    create_version_table: sql.Composed
-    current_version: sql.Composed
-    record_version: sql.Composed
     upsert_family: sql.Composed
     upsert_refresh: sql.Composed
     load_refresh: sql.Composed
@@ -259,10 +237,7 @@ class _Statements:
 
         return cls(
             schema=schema,
-            migrations=tuple(tuple(bind(step) for step in steps) for steps in MIGRATIONS),
-            create_version_table=bind(_CREATE_VERSION_TABLE),
-            current_version=bind(_CURRENT_VERSION),
-            record_version=bind(_RECORD_VERSION),
+            migrations=bind_steps(MIGRATIONS, schema=name),
             upsert_family=bind(_UPSERT_FAMILY),
             upsert_refresh=bind(_UPSERT_REFRESH),
             load_refresh=bind(_LOAD_REFRESH),
@@ -381,16 +356,46 @@ def _count_from(row: Sequence[Any] | None) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _unavailable(exc: BaseException) -> StoreUnavailable:
-    """The one error callers see; the driver's detail goes to the log, not up the stack."""
-    logger.warning("postgres token store unavailable: %s: %s", type(exc).__name__, exc)
-    return StoreUnavailable("the token store cannot answer right now")
+# -- what both stores share -------------------------------------------------------
+
+
+class _StoreBase:
+    """What both stores share besides the module-level SQL: the schema and the repr."""
+
+    _NAME = ""
+    _sql: _Statements
+
+    @property
+    def schema(self) -> str:
+        return self._sql.schema
+
+    def __repr__(self) -> str:
+        # Never the DSN: it may carry a password.
+        return f"{self._NAME}(schema={self.schema!r})"
+
+
+# Where the stores record the versions of their schema.
+_VERSION_TABLE = "schema_version"
+_WHAT = "token store"
+
+
+def _owner_options(schema: str, min_size: int, max_size: int, timeout: float) -> dict[str, Any]:
+    """The pool owner's arguments, the same for both stores (pool ``jwtward-<schema>``)."""
+    return {
+        "schema": schema,
+        "min_size": min_size,
+        "max_size": max_size,
+        "timeout": timeout,
+        "name": "jwtward",
+        "what": _WHAT,
+        "log": logger,
+    }
 
 
 # -- the sync store --------------------------------------------------------------
 
 
-class PostgresTokenStore:
+class PostgresTokenStore(_StoreBase):
     """A :class:`~jwtward.tokens.records.TokenStore` in PostgreSQL (psycopg 3, sync).
 
     Give either a ``dsn`` (the store makes, owns and closes its own pool of
@@ -398,6 +403,8 @@ class PostgresTokenStore:
     (left open by :meth:`close`). ``timeout`` bounds the wait for a
     connection, after which the call raises StoreUnavailable.
     """
+
+    _NAME = "PostgresTokenStore"
 
     def __init__(
         self,
@@ -409,80 +416,13 @@ class PostgresTokenStore:
         max_size: int = 10,
         timeout: float = 5.0,
     ) -> None:
-        if pool is not None and dsn is not None:
-            raise InvalidArgument("give exactly one of dsn and pool")
-        check_pool_args(min_size, max_size, timeout)
+        options = _owner_options(schema, min_size, max_size, timeout)
+        self._db = PoolOwner(dsn, pool, prepare=self._migrate, **options)
         self._sql = _Statements.for_schema(schema)
-        self._timeout = float(timeout)
-        self._owns_pool = pool is None
-        if pool is None:
-            if dsn is None:
-                raise InvalidArgument("give exactly one of dsn and pool")
-            pool = new_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=self._timeout,
-                name=f"jwtward-{schema}",
-            )
-        self._pool: ConnectionPool[Any] = pool
-        self._ready = False
-        self._closed = False
-        self._ready_lock = threading.Lock()
-
-    @property
-    def schema(self) -> str:
-        return self._sql.schema
-
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends.
-
-        Every driver failure, including one at commit, leaves as StoreUnavailable;
-        so does a call that outlives its :class:`~jwtward.postgres_db.Deadline`
-        (a stalled server), whose connection is broken and then discarded.
-        """
-        if self._closed:
-            raise StoreUnavailable("the token store is closed")
-        try:
-            with Deadline(self._timeout) as deadline:
-                self._prepare(deadline)
-                with self._pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    yield conn
-        except DRIVER_ERRORS as exc:
-            raise _unavailable(exc) from None
-
-    def _prepare(self, deadline: Deadline) -> None:
-        """Open the owned pool and bring the schema up to date, once per store."""
-        if self._ready:
-            return
-        if not self._ready_lock.acquire(timeout=deadline.remaining()):
-            raise TimeoutError("schema preparation did not finish in time")
-        try:
-            if self._ready:
-                return
-            if self._owns_pool:
-                self._pool.open()
-            with self._pool.connection(timeout=deadline.remaining()) as conn:
-                deadline.attach(conn)
-                self._migrate(conn)
-            self._ready = True
-        finally:
-            self._ready_lock.release()
+        self._connection = self._db.connection
 
     def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        s = self._sql
-        ensure_schema(conn, s.schema)
-        row = conn.execute(_HAS_VERSION_TABLE, (s.schema,)).fetchone()
-        if row is None or not row[0]:
-            conn.execute(s.create_version_table)
-        current = _count_from(conn.execute(s.current_version).fetchone())
-        for version in range(current + 1, len(s.migrations) + 1):
-            for step in s.migrations[version - 1]:
-                conn.execute(step)
-            conn.execute(s.record_version, (version,))
-            logger.info("postgres token store: schema %s migrated to %d", s.schema, version)
+        migrate(conn, self.schema, _VERSION_TABLE, self._sql.migrations, what=_WHAT, log=logger)
 
     def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
         family_params, refresh_params = _family_params(family), _refresh_params(first)
@@ -552,24 +492,21 @@ class PostgresTokenStore:
 
     def close(self) -> None:
         """Close the pool if this store made it; a pool given to the store stays open."""
-        self._closed = True
-        if self._owns_pool:
-            self._pool.close()
-
-    def __repr__(self) -> str:
-        # Never the DSN: it may carry a password.
-        return f"PostgresTokenStore(schema={self.schema!r})"
+        self._db.close()
 
 
 # -- the async store -------------------------------------------------------------
 
 
-class AsyncPostgresTokenStore:
+class AsyncPostgresTokenStore(_StoreBase):
     """An :class:`~jwtward.tokens.records.AsyncTokenStore` in PostgreSQL (psycopg 3, asyncio).
 
     The same tables, statements and arguments as :class:`PostgresTokenStore`,
-    over an ``AsyncConnectionPool``.
+    over an ``AsyncConnectionPool`` (opened on first use: it needs the
+    running event loop).
     """
+
+    _NAME = "AsyncPostgresTokenStore"
 
     def __init__(
         self,
@@ -581,75 +518,15 @@ class AsyncPostgresTokenStore:
         max_size: int = 10,
         timeout: float = 5.0,
     ) -> None:
-        if pool is not None and dsn is not None:
-            raise InvalidArgument("give exactly one of dsn and pool")
-        check_pool_args(min_size, max_size, timeout)
+        options = _owner_options(schema, min_size, max_size, timeout)
+        self._db = AsyncPoolOwner(dsn, pool, prepare=self._migrate, **options)
         self._sql = _Statements.for_schema(schema)
-        self._timeout = float(timeout)
-        self._owns_pool = pool is None
-        if pool is None:
-            if dsn is None:
-                raise InvalidArgument("give exactly one of dsn and pool")
-            # Opened on first use: an async pool needs the running event loop.
-            pool = new_async_pool(
-                dsn,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=self._timeout,
-                name=f"jwtward-{schema}",
-            )
-        self._pool: AsyncConnectionPool[Any] = pool
-        self._ready = False
-        self._closed = False
-        self._ready_lock = asyncio.Lock()
-
-    @property
-    def schema(self) -> str:
-        return self._sql.schema
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """A pooled connection in one transaction, committed when the block ends.
-
-        Bounded by :func:`~jwtward.postgres_db.async_deadline`: a stalled
-        server costs StoreUnavailable after ``timeout`` and a short margin.
-        """
-        if self._closed:
-            raise StoreUnavailable("the token store is closed")
-        try:
-            async with async_deadline(self._timeout) as deadline:
-                await self._prepare(deadline)
-                async with self._pool.connection(timeout=deadline.remaining()) as conn:
-                    deadline.attach(conn)
-                    yield conn
-        except DRIVER_ERRORS as exc:
-            raise _unavailable(exc) from None
-
-    async def _prepare(self, deadline: Deadline) -> None:
-        if self._ready:
-            return
-        async with self._ready_lock:
-            if self._ready:
-                return
-            if self._owns_pool:
-                await self._pool.open()
-            async with self._pool.connection(timeout=deadline.remaining()) as conn:
-                deadline.attach(conn)
-                await self._migrate(conn)
-            self._ready = True
+        self._connection = self._db.connection
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        s = self._sql
-        await async_ensure_schema(conn, s.schema)
-        row = await (await conn.execute(_HAS_VERSION_TABLE, (s.schema,))).fetchone()
-        if row is None or not row[0]:
-            await conn.execute(s.create_version_table)
-        current = _count_from(await (await conn.execute(s.current_version)).fetchone())
-        for version in range(current + 1, len(s.migrations) + 1):
-            for step in s.migrations[version - 1]:
-                await conn.execute(step)
-            await conn.execute(s.record_version, (version,))
-            logger.info("postgres token store: schema %s migrated to %d", s.schema, version)
+        await async_migrate(
+            conn, self.schema, _VERSION_TABLE, self._sql.migrations, what=_WHAT, log=logger
+        )
 
     async def create_family(self, family: FamilyRecord, first: RefreshRecord) -> None:
         family_params, refresh_params = _family_params(family), _refresh_params(first)
@@ -722,9 +599,4 @@ class AsyncPostgresTokenStore:
 
     async def close(self) -> None:
         """Close the pool if this store made it; a pool given to the store stays open."""
-        self._closed = True
-        if self._owns_pool:
-            await self._pool.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncPostgresTokenStore(schema={self.schema!r})"
+        await self._db.close()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from jwtward.errors import InvalidArgument, JWTWardError, StoreUnavailable
 from jwtward.tokens.claims import AccessClaims, TokenPair
@@ -25,6 +25,8 @@ from jwtward.tokens.records import FamilyRecord, TokenStore
 __all__ = ["DEFAULT_STORE_PATH", "TokenService", "make_lifecycle"]
 
 T = TypeVar("T")
+StoreT = TypeVar("StoreT")
+LoaderT = TypeVar("LoaderT")
 logger = logging.getLogger("jwtward.tokens")
 
 # Where the default SQLite store lives unless JWTWARD_DATA_DIR says otherwise.
@@ -77,7 +79,36 @@ def _default_store() -> TokenStore:
     return SQLiteTokenStore(path)
 
 
-class TokenService:
+class ServiceBase(Generic[StoreT, LoaderT]):
+    """What both services share: building the lifecycle core, the store and the properties.
+
+    Each service still spells out its own ``__init__`` signature (its public
+    API, which differs in the store's type and default) and passes the
+    options here, so the checks and their order live once.
+    """
+
+    _store: StoreT
+
+    def _setup(self, keys: SigningKeys, load_subject: LoaderT | None, **options: Any) -> None:
+        if load_subject is not None and not callable(load_subject):
+            raise InvalidArgument("load_subject must be callable")
+        self._core = make_lifecycle(keys, has_subject_loader=load_subject is not None, **options)
+        self._load_subject = load_subject
+
+    @property
+    def store(self) -> StoreT:
+        return self._store
+
+    @property
+    def keys(self) -> SigningKeys:
+        return self._core.keys
+
+    @property
+    def settings(self) -> Settings:
+        return self._core.settings
+
+
+class TokenService(ServiceBase[TokenStore, SubjectLoader]):
     """Issue, verify, refresh and revoke tokens of one issuer for one API.
 
     ``keys`` is a :class:`~jwtward.KeyRing` (its active key signs, any
@@ -106,10 +137,9 @@ class TokenService:
         load_subject: SubjectLoader | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if load_subject is not None and not callable(load_subject):
-            raise InvalidArgument("load_subject must be callable")
-        self._core = make_lifecycle(
+        self._setup(
             keys,
+            load_subject,
             issuer=issuer,
             audience=audience,
             access_lifetime=access_lifetime,
@@ -119,22 +149,8 @@ class TokenService:
             leeway=leeway,
             allow_long_access_tokens=allow_long_access_tokens,
             clock=clock,
-            has_subject_loader=load_subject is not None,
         )
         self._store = _default_store() if store is None else store
-        self._load_subject = load_subject
-
-    @property
-    def store(self) -> TokenStore:
-        return self._store
-
-    @property
-    def keys(self) -> SigningKeys:
-        return self._core.keys
-
-    @property
-    def settings(self) -> Settings:
-        return self._core.settings
 
     def _run(self, flow: Flow[T]) -> T:
         answer: Any = None

@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from jwtward.codecs import dumps, loads_object
 from jwtward.errors import DecodeError, StoreUnavailable
-from jwtward.sqlite_db import SQLiteDatabase
+from jwtward.sqlite_db import SQLiteDatabase, migrate
 from jwtward.tokens.records import (
     AccessView,
     FamilyRecord,
@@ -101,27 +101,7 @@ _SELECT_SESSIONS: Final = (
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS jwtward_token_schema "
-        "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-    )
-    row = db.execute("SELECT version FROM jwtward_token_schema").fetchone()
-    version = 0 if row is None else row[0]
-    if type(version) is not int or version < 0:
-        raise StoreUnavailable("the token store's schema version is unreadable")
-    if version > SCHEMA_VERSION:
-        raise StoreUnavailable(
-            f"the token store has schema {version}; this jwtward reads up to {SCHEMA_VERSION}"
-        )
-    for step in _MIGRATIONS[version:]:
-        for statement in step:
-            db.execute(statement)
-    if version != SCHEMA_VERSION:
-        db.execute(
-            "INSERT INTO jwtward_token_schema (id, version) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET version = excluded.version",
-            (SCHEMA_VERSION,),
-        )
+    migrate(db, "jwtward_token_schema", _MIGRATIONS, "token store")
 
 
 def _json_text(value: Any) -> str:
