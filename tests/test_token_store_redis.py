@@ -237,30 +237,31 @@ def test_revoke_family_keeps_the_first_time_and_ignores_unknown(store: Any) -> N
 def test_revoke_access_flags_one_jti_and_keeps_the_longest_expiry(
     store: Any, server: redis.Redis
 ) -> None:
+    # Hours ahead: NOW is taken at import, and Redis expires by the real clock.
     store.create_family(family(), record("h-1"))
-    store.revoke_access("jti-1", NOW + 600)
-    store.revoke_access("jti-1", NOW + 300)
+    store.revoke_access("jti-1", NOW + 2 * HOUR)
+    store.revoke_access("jti-1", NOW + HOUR)
     assert store.access_view("jti-1", "fam-1", "alice").jti_revoked is True
     assert store.access_view("jti-2", "fam-1", "alice").jti_revoked is False
     key = store.prefix + "jti:jti-1"
-    assert float(server.get(key)) == NOW + 600
-    assert abs(expires_at(server, key) - (NOW + 600)) < 0.01
-    store.revoke_access("jti-1", NOW + 900)
-    assert float(server.get(key)) == NOW + 900
-    assert abs(expires_at(server, key) - (NOW + 900)) < 0.01
+    assert float(server.get(key)) == NOW + 2 * HOUR
+    assert abs(expires_at(server, key) - (NOW + 2 * HOUR)) < 0.01
+    store.revoke_access("jti-1", NOW + 3 * HOUR)
+    assert float(server.get(key)) == NOW + 3 * HOUR
+    assert abs(expires_at(server, key) - (NOW + 3 * HOUR)) < 0.01
 
 
 def test_revoke_subject_keeps_each_maximum(store: Any, server: redis.Redis) -> None:
-    store.revoke_subject("alice", NOW + 50, NOW + 100)
-    store.revoke_subject("alice", NOW + 10, NOW + 500)  # older cutoff, longer keep
+    store.revoke_subject("alice", NOW + 50, NOW + HOUR)
+    store.revoke_subject("alice", NOW + 10, NOW + 5 * HOUR)  # older cutoff, longer keep
     assert store.sessions("alice").subject_cutoff == NOW + 50
     key = store.prefix + "cut:alice"
-    assert float(server.hget(key, "keep_until")) == NOW + 500
-    assert abs(expires_at(server, key) - (NOW + 500)) < 0.01
-    store.revoke_subject("alice", NOW + 70, NOW + 200)  # newer cutoff, shorter keep
+    assert float(server.hget(key, "keep_until")) == NOW + 5 * HOUR
+    assert abs(expires_at(server, key) - (NOW + 5 * HOUR)) < 0.01
+    store.revoke_subject("alice", NOW + 70, NOW + 2 * HOUR)  # newer cutoff, shorter keep
     assert store.sessions("alice").subject_cutoff == NOW + 70
-    assert float(server.hget(key, "keep_until")) == NOW + 500
-    assert abs(expires_at(server, key) - (NOW + 500)) < 0.01
+    assert float(server.hget(key, "keep_until")) == NOW + 5 * HOUR
+    assert abs(expires_at(server, key) - (NOW + 5 * HOUR)) < 0.01
     assert store.sessions("bob").subject_cutoff is None
 
 
@@ -268,8 +269,9 @@ def test_access_view_reads_all_three(store: Any) -> None:
     fam = family(scope="a", claims={"x": 1})
     store.create_family(fam, record("h-1"))
     assert store.access_view("j", "fam-1", "alice") == AccessView(False, fam, None)
-    store.revoke_access("j", NOW + 60)
-    store.revoke_subject("alice", NOW + 1, NOW + 60)
+    # Hours ahead: NOW is taken at import, and Redis expires by the real clock.
+    store.revoke_access("j", NOW + HOUR)
+    store.revoke_subject("alice", NOW + 1, NOW + HOUR)
     assert store.access_view("j", "fam-1", "alice") == AccessView(True, fam, NOW + 1)
     assert store.access_view("k", "fam-2", "bob") == AccessView(False, None, None)
 
