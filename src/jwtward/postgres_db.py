@@ -29,6 +29,8 @@ import asyncio
 import contextlib
 import contextvars
 import hashlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -255,7 +257,6 @@ class Deadline:
         self._conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any] | None = None
         self._expired = False
         self._done = False
-        self._timer: threading.Timer | None = None
         self._token: contextvars.Token[Deadline | None] | None = None
 
     @property
@@ -295,17 +296,66 @@ class Deadline:
 
     def __enter__(self) -> Deadline:
         self._token = _current.set(self)
-        self._timer = threading.Timer(self._limit, self.expire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.watch(self._expires_at, self)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.finish()
-        if self._timer is not None:
-            self._timer.cancel()
         if self._token is not None:
             _current.reset(self._token)
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+
+class _Watchdog:
+    """One daemon thread that expires every sync deadline when its time comes.
+
+    A thread per call (``threading.Timer``) would cost a thread start on
+    every store call; here a call costs a heap push. Finished deadlines are
+    dropped when they reach the top of the heap.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._sequence = itertools.count()
+
+    def watch(self, expires_at: float, deadline: Deadline) -> None:
+        with self._wake:
+            if self._thread is None or self._pid != os.getpid():
+                # First use, or a forked child (threads do not survive a fork).
+                self._heap = []
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name="jwtward-postgres-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (expires_at, next(self._sequence), deadline))
+            if self._heap[0][2] is deadline:
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            due: list[Deadline] = []
+            with self._wake:
+                now = time.monotonic()
+                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
+                    _expires, _seq, deadline = heapq.heappop(self._heap)
+                    if not deadline.done:
+                        due.append(deadline)
+                if not due:
+                    timeout = self._heap[0][0] - now if self._heap else None
+                    self._wake.wait(timeout)
+                    continue
+            for deadline in due:
+                deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 # A store call's deadline, found by the pool's check callback, which runs in
