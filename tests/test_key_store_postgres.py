@@ -41,74 +41,29 @@ from jwtward.keys.postgres_store import KEY_MIGRATIONS, PostgresKeyStore
 from jwtward.keys.records import KeyRecord, KeyState, StoreConflict, StoreError, StoreSnapshot
 from jwtward.keys.sealing import MASTER_KEY_ENV, PlaintextKeyWarning, ScryptParams, UnsealError
 from jwtward.tokens.postgres_store import PostgresTokenStore
+from tests.key_records import (
+    FAST_SCRYPT,
+    MASTER_KEY,
+    PASSPHRASE,
+    PRIVATE_MEMBERS,
+    PROTECTIONS,
+    as_comparable,
+    assert_same_records,
+    hs_record,
+    records_of,
+)
+from tests.servers import PostgresServer, postgres_server
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-FAST_SCRYPT = ScryptParams(n=1 << 14)
-PASSPHRASE = "correct horse battery staple"
-MASTER_KEY = bytes(range(32))
 T0 = 1_800_000_000.0
-PRIVATE_MEMBERS = ("d", "k", "p", "q", "dp", "dq", "qi")
-PROTECTIONS: dict[str, dict[str, Any]] = {
-    "passphrase": {"passphrase": PASSPHRASE, "scrypt": FAST_SCRYPT},
-    "master-key": {"master_key": MASTER_KEY},
-}
 
 
 # -- the server and the schemas of this run -----------------------------------------
 
 
-class Server:
-    """The test database: a DSN, and schemas that are dropped when the module ends."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.prefix = f"jwtward_test_keys_{secrets.token_hex(4)}"
-        self.schemas: list[str] = []
-
-    def new_schema(self) -> str:
-        name = f"{self.prefix}_{len(self.schemas)}"
-        self.schemas.append(name)
-        return name
-
-    def query(self, text: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(text, params)
-            return cur.fetchall() if cur.description else []
-
-    def table(self, schema: str, table: str, columns: str = "*") -> list[tuple[Any, ...]]:
-        """Every row of ``schema.table`` (``columns``: a literal list written by the tests)."""
-        query = sql.SQL("SELECT {} FROM {}.{}").format(
-            sql.SQL(columns),
-            sql.Identifier(schema),
-            sql.Identifier(table),
-        )
-        return self.query(query)
-
-    def drop_all(self) -> None:
-        for name in self.schemas:
-            self.query(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Server]:
-    dsn = os.environ.get("JWTWARD_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at $JWTWARD_TEST_POSTGRES_DSN ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = Server(dsn)
-    try:
+def pg() -> Iterator[PostgresServer]:
+    with postgres_server("keys") as server:
         yield server
-    finally:
-        server.drop_all()
-        leftover = server.query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (server.prefix + "%",)
-        )
-        assert leftover == []
 
 
 @pytest.fixture(autouse=True)
@@ -120,13 +75,13 @@ StoreFactory = Callable[..., PostgresKeyStore]
 
 
 @pytest.fixture
-def schema(pg: Server) -> str:
+def schema(pg: PostgresServer) -> str:
     """A fresh schema for one test."""
     return pg.new_schema()
 
 
 @pytest.fixture
-def make_store(pg: Server, schema: str) -> Iterator[StoreFactory]:
+def make_store(pg: PostgresServer, schema: str) -> Iterator[StoreFactory]:
     """Open a store on the test's schema (or ``schema=``); default protection: master key."""
     opened: list[PostgresKeyStore] = []
 
@@ -159,61 +114,18 @@ def keys() -> list[Key]:
     ]
 
 
-def records_of(keys: list[Key]) -> list[KeyRecord]:
-    """One record per key, cycling through every state and every optional time."""
-    states = list(KeyState)
-    return [
-        KeyRecord(
-            key=key,
-            state=states[i % len(states)],
-            created_at=1_700_000_000.25 + i,
-            activates_at=1_700_086_400.5 + i,
-            retires_at=None if i % 2 else 1_707_862_400.0 + i,
-            expires_at=None if i % 3 else 1_708_000_000.125 + i,
-            revoked_at=None if i % 4 != 3 else 1_705_000_000.0 + i,
-        )
-        for i, key in enumerate(keys)
-    ]
-
-
-def as_comparable(record: KeyRecord) -> tuple[Any, ...]:
-    key = record.key
-    return (
-        key.to_jwk(private=key.is_private),
-        key.is_private,
-        key.alg,
-        key.kid,
-        record.state,
-        record.created_at,
-        record.activates_at,
-        record.retires_at,
-        record.expires_at,
-        record.revoked_at,
-    )
-
-
-def assert_same_records(loaded: StoreSnapshot, expected: list[KeyRecord]) -> None:
-    assert [as_comparable(r) for r in loaded.records] == [as_comparable(r) for r in expected]
-
-
-def hs_record(kid: str, seed: int = 0) -> KeyRecord:
-    secret = bytes((seed + i) % 256 for i in range(32))
-    key = Key.from_secret(secret, alg="HS256", kid=kid)
-    return KeyRecord(key=key, state=KeyState.ACTIVE, created_at=float(seed), activates_at=0.0)
-
-
 def private_values(records: list[KeyRecord]) -> list[str]:
     jwks = [r.key.to_jwk(private=True) for r in records if r.key.is_private]
     return [jwk[m] for jwk in jwks for m in PRIVATE_MEMBERS if m in jwk]
 
 
-def stored_text(pg: Server, schema: str) -> str:
+def stored_text(pg: PostgresServer, schema: str) -> str:
     """Every value of the store's two tables, as text."""
     rows = pg.table(schema, "key_records") + pg.table(schema, "key_store")
     return "\n".join(str(value) for row in rows for value in row)
 
 
-def stored_header(pg: Server, schema: str) -> dict[str, Any]:
+def stored_header(pg: PostgresServer, schema: str) -> dict[str, Any]:
     (sealing,) = pg.table(schema, "key_store", "sealing")[0]
     header = json.loads(sealing)
     assert isinstance(header, dict)
@@ -363,7 +275,9 @@ RING_PROCESS = textwrap.dedent(
 )
 
 
-def test_rings_in_separate_processes_end_with_one_active_key(pg: Server, schema: str) -> None:
+def test_rings_in_separate_processes_end_with_one_active_key(
+    pg: PostgresServer, schema: str
+) -> None:
     """Two processes maintain and rotate one empty ring at once: no update is lost."""
     rotations = 3
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -405,7 +319,7 @@ def test_rings_in_separate_processes_end_with_one_active_key(pg: Server, schema:
 
 @pytest.mark.parametrize("protection", sorted(PROTECTIONS))
 def test_private_keys_are_sealed_at_rest(
-    pg: Server, schema: str, make_store: StoreFactory, keys: list[Key], protection: str
+    pg: PostgresServer, schema: str, make_store: StoreFactory, keys: list[Key], protection: str
 ) -> None:
     records = records_of(keys)
     store = make_store(**PROTECTIONS[protection])
@@ -431,7 +345,7 @@ def test_private_keys_are_sealed_at_rest(
 
 
 def test_plaintext_needs_consent_and_warns(
-    pg: Server, schema: str, make_store: StoreFactory, keys: list[Key]
+    pg: PostgresServer, schema: str, make_store: StoreFactory, keys: list[Key]
 ) -> None:
     with pytest.raises(InvalidArgument, match="allow_plaintext"):
         PostgresKeyStore(pg.dsn, schema=schema)
@@ -447,7 +361,7 @@ def test_plaintext_needs_consent_and_warns(
     assert all(row[0] is None for row in pg.table(schema, "key_records", "sealed"))
 
 
-def test_the_warning_points_at_the_constructor_call(pg: Server, schema: str) -> None:
+def test_the_warning_points_at_the_constructor_call(pg: PostgresServer, schema: str) -> None:
     with pytest.warns(PlaintextKeyWarning) as warned:
         store = PostgresKeyStore(pg.dsn, schema=schema, allow_plaintext=True)
     store.close()
@@ -466,7 +380,7 @@ def test_the_warning_points_at_the_constructor_call(pg: Server, schema: str) -> 
     ],
 )
 def test_a_wrong_secret_is_a_clear_error_and_overwrites_nothing(
-    pg: Server,
+    pg: PostgresServer,
     schema: str,
     make_store: StoreFactory,
     right: dict[str, Any],
@@ -490,7 +404,7 @@ def test_a_wrong_secret_is_a_clear_error_and_overwrites_nothing(
 
 
 def test_a_record_that_does_not_open_is_never_overwritten(
-    pg: Server, schema: str, make_store: StoreFactory
+    pg: PostgresServer, schema: str, make_store: StoreFactory
 ) -> None:
     store = make_store()
     store.save(0, [hs_record("a"), hs_record("b", 1)])
@@ -510,7 +424,7 @@ def test_a_record_that_does_not_open_is_never_overwritten(
 
 
 def test_raised_scrypt_parameters_reseal_on_save(
-    pg: Server, schema: str, make_store: StoreFactory
+    pg: PostgresServer, schema: str, make_store: StoreFactory
 ) -> None:
     weak = {"passphrase": "pw", "scrypt": FAST_SCRYPT}
     strong = {"passphrase": "pw", "scrypt": ScryptParams(n=1 << 15)}
@@ -535,7 +449,7 @@ def test_raised_scrypt_parameters_reseal_on_save(
 
 
 def test_the_schema_is_created_and_versioned(
-    pg: Server, schema: str, make_store: StoreFactory
+    pg: PostgresServer, schema: str, make_store: StoreFactory
 ) -> None:
     make_store().load()
     tables = {
@@ -547,14 +461,16 @@ def test_the_schema_is_created_and_versioned(
     assert pg.table(schema, "key_store", "schema_version, version") == [(1, 1)]
 
 
-def test_a_newer_schema_is_refused(pg: Server, schema: str, make_store: StoreFactory) -> None:
+def test_a_newer_schema_is_refused(
+    pg: PostgresServer, schema: str, make_store: StoreFactory
+) -> None:
     make_store().save(0, [hs_record("a")])
     pg.query(sql.SQL("UPDATE {}.key_store SET schema_version = 99").format(sql.Identifier(schema)))
     with pytest.raises(StoreError, match="schema 99"):
         make_store().load()
 
 
-def test_first_use_from_many_threads_at_once(pg: Server, schema: str) -> None:
+def test_first_use_from_many_threads_at_once(pg: PostgresServer, schema: str) -> None:
     stores = [PostgresKeyStore(pg.dsn, schema=schema, master_key=MASTER_KEY) for _ in range(6)]
     barrier = threading.Barrier(len(stores))
 
@@ -571,7 +487,7 @@ def test_first_use_from_many_threads_at_once(pg: Server, schema: str) -> None:
     assert pg.table(schema, "key_store", "schema_version, version") == [(1, 0)]
 
 
-def test_the_schema_is_shared_with_the_token_store(pg: Server, schema: str) -> None:
+def test_the_schema_is_shared_with_the_token_store(pg: PostgresServer, schema: str) -> None:
     tokens = PostgresTokenStore(pg.dsn, schema=schema, min_size=0)
     try:
         tokens.ping()
@@ -587,7 +503,7 @@ def test_the_schema_is_shared_with_the_token_store(pg: Server, schema: str) -> N
 
 
 def test_a_deleted_meta_row_never_lets_records_be_overwritten(
-    pg: Server, schema: str, make_store: StoreFactory
+    pg: PostgresServer, schema: str, make_store: StoreFactory
 ) -> None:
     store = make_store()
     store.save(0, [hs_record("a")])
@@ -600,12 +516,12 @@ def test_a_deleted_meta_row_never_lets_records_be_overwritten(
 
 
 @pytest.mark.parametrize("name", ["", "Jwtward", "a-b", "x" * 64, "1abc", 'a"b'])
-def test_schema_names_are_validated(pg: Server, name: str) -> None:
+def test_schema_names_are_validated(pg: PostgresServer, name: str) -> None:
     with pytest.raises(InvalidArgument, match="schema"):
         PostgresKeyStore(pg.dsn, schema=name, master_key=MASTER_KEY)
 
 
-def test_constructor_arguments(pg: Server) -> None:
+def test_constructor_arguments(pg: PostgresServer) -> None:
     with pytest.raises(InvalidArgument, match="dsn and pool"):
         PostgresKeyStore(master_key=MASTER_KEY)
     pool: ConnectionPool[Any] = ConnectionPool(pg.dsn, min_size=0, max_size=1, open=False)
@@ -622,7 +538,7 @@ def test_constructor_arguments(pg: Server) -> None:
         store.load()
 
 
-def test_a_given_pool_is_used_and_left_open(pg: Server, schema: str) -> None:
+def test_a_given_pool_is_used_and_left_open(pg: PostgresServer, schema: str) -> None:
     with ConnectionPool(pg.dsn, min_size=1, max_size=2) as pool:
         store = PostgresKeyStore(pool=pool, schema=schema, master_key=MASTER_KEY)
         store.save(0, [hs_record("a")])
@@ -663,7 +579,7 @@ def test_an_unreachable_server_is_a_store_error() -> None:
         store.close()
 
 
-def test_killed_connections_are_replaced(pg: Server, schema: str) -> None:
+def test_killed_connections_are_replaced(pg: PostgresServer, schema: str) -> None:
     """The server dropping every session of the store (a restart, as clients see it)."""
     application = "jwtward_key_test_" + secrets.token_hex(4)
     dsn = make_conninfo(pg.dsn, application_name=application)
@@ -680,7 +596,7 @@ def test_killed_connections_are_replaced(pg: Server, schema: str) -> None:
 
 
 def test_a_saver_held_beyond_the_timeout_is_a_store_error(
-    pg: Server, schema: str, make_store: StoreFactory
+    pg: PostgresServer, schema: str, make_store: StoreFactory
 ) -> None:
     store = make_store(timeout=1.0)
     store.save(0, [hs_record("a")])

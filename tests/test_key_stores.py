@@ -37,11 +37,17 @@ from jwtward.keys.sealing import (
     UnsealError,
 )
 from jwtward.keys.sqlite_store import SQLiteKeyStore
+from tests.key_records import (
+    FAST_SCRYPT,
+    MASTER_KEY,
+    PRIVATE_MEMBERS,
+    PROTECTIONS,
+    assert_same_records,
+    hs_record,
+    records_of,
+)
 
-FAST_SCRYPT = ScryptParams(n=1 << 14)
-MASTER_KEY = bytes(range(32))
 OTHER_MASTER_KEY = bytes(range(1, 33))
-PRIVATE_MEMBERS = ("d", "k", "p", "q", "dp", "dq", "qi")
 
 Store = FileKeyStore | SQLiteKeyStore
 StoreFactory = Callable[..., Store]
@@ -117,57 +123,6 @@ def every_key() -> list[Key]:
     keys = [key for alg, options in KEY_SPECS if (key := _generate(alg, options)) is not None]
     assert {key.kty for key in keys} == {"EC", "OKP", "RSA", "oct"}
     return keys
-
-
-def records_of(keys: list[Key]) -> list[KeyRecord]:
-    """One record per key, cycling through every state and every optional time."""
-    states = list(KeyState)
-    records = []
-    for i, key in enumerate(keys):
-        records.append(
-            KeyRecord(
-                key=key,
-                state=states[i % len(states)],
-                created_at=1_700_000_000.25 + i,
-                activates_at=1_700_086_400.5 + i,
-                retires_at=None if i % 2 else 1_707_862_400.0 + i,
-                expires_at=None if i % 3 else 1_708_000_000.125 + i,
-                revoked_at=None if i % 4 != 3 else 1_705_000_000.0 + i,
-            )
-        )
-    return records
-
-
-def as_comparable(record: KeyRecord) -> tuple[Any, ...]:
-    key = record.key
-    return (
-        key.to_jwk(private=key.is_private),
-        key.is_private,
-        key.alg,
-        key.kid,
-        record.state,
-        record.created_at,
-        record.activates_at,
-        record.retires_at,
-        record.expires_at,
-        record.revoked_at,
-    )
-
-
-def assert_same_records(loaded: StoreSnapshot, expected: list[KeyRecord]) -> None:
-    assert [as_comparable(r) for r in loaded.records] == [as_comparable(r) for r in expected]
-
-
-def hs_record(kid: str, seed: int = 0) -> KeyRecord:
-    secret = bytes((seed + i) % 256 for i in range(32))
-    key = Key.from_secret(secret, alg="HS256", kid=kid)
-    return KeyRecord(key=key, state=KeyState.ACTIVE, created_at=float(seed), activates_at=0.0)
-
-
-PROTECTIONS: dict[str, dict[str, Any]] = {
-    "passphrase": {"passphrase": "correct horse battery staple", "scrypt": FAST_SCRYPT},
-    "master-key": {"master_key": MASTER_KEY},
-}
 
 
 # -- round trips ----------------------------------------------------------------

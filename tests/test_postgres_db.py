@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import secrets
 import select
 import socket
 import threading
@@ -30,17 +29,16 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from jwtward import postgres_db
+from jwtward import postgres_connections, postgres_db
 from jwtward.errors import InvalidArgument, StoreUnavailable
 from jwtward.keys.postgres_store import PostgresKeyStore
 from jwtward.server.ratelimit import PostgresRateLimiter
 from jwtward.server.users import PostgresUserStore
 from jwtward.tokens.postgres_store import AsyncPostgresTokenStore, PostgresTokenStore
+from tests.servers import PostgresServer, postgres_server
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TIMEOUT = 1.0  # every store's timeout in these tests
 RECOVERY = 2.0  # seconds within which a store must answer again once the server is back
 
@@ -48,49 +46,10 @@ RECOVERY = 2.0  # seconds within which a store must answer again once the server
 # -- the server ------------------------------------------------------------------
 
 
-class Server:
-    """The test database and the schemas of this run, dropped at the end."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.prefix = f"jwtward_test_db_{secrets.token_hex(4)}"
-        self.schemas: list[str] = []
-
-    def new_schema(self) -> str:
-        name = f"{self.prefix}_{len(self.schemas)}"
-        self.schemas.append(name)
-        return name
-
-    def query(self, text: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(text, params)
-            return cur.fetchall() if cur.description else []
-
-    def schema_exists(self, name: str) -> bool:
-        return bool(self.query("SELECT 1 FROM pg_namespace WHERE nspname = %s", (name,)))
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Server]:
-    dsn = os.environ.get("JWTWARD_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at $JWTWARD_TEST_POSTGRES_DSN ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = Server(dsn)
-    try:
+def pg() -> Iterator[PostgresServer]:
+    with postgres_server("db") as server:
         yield server
-    finally:
-        for name in server.schemas:
-            server.query(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-        leftover = server.query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (server.prefix + "%",)
-        )
-        assert leftover == []
 
 
 # -- the relay -------------------------------------------------------------------
@@ -179,7 +138,7 @@ class Relay:
 
 
 @pytest.fixture
-def relay(pg: Server) -> Iterator[tuple[Relay, str]]:
+def relay(pg: PostgresServer) -> Iterator[tuple[Relay, str]]:
     params = conninfo_to_dict(pg.dsn)
     relay = Relay((str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432)))
     relay.open()
@@ -214,7 +173,7 @@ Call = Callable[[], object]
 
 
 @pytest.fixture
-def stores(pg: Server, relay: tuple[Relay, str]) -> Iterator[dict[str, Call]]:
+def stores(pg: PostgresServer, relay: tuple[Relay, str]) -> Iterator[dict[str, Call]]:
     """One call per PostgreSQL store, all through the relay, each store warmed up."""
     _, dsn = relay
     schema = pg.new_schema()
@@ -282,7 +241,7 @@ def test_a_broken_socket_ends_a_query_on_a_stalled_server(relay: tuple[Relay, st
     with psycopg.connect(dsn, connect_timeout=3) as conn:
         conn.execute("SELECT 1")
         proxy.pause()
-        timer = threading.Timer(0.5, postgres_db.break_connection, (conn,))
+        timer = threading.Timer(0.5, postgres_connections.break_connection, (conn,))
         timer.start()
         start = time.monotonic()
         with pytest.raises(psycopg.OperationalError):
@@ -291,7 +250,7 @@ def test_a_broken_socket_ends_a_query_on_a_stalled_server(relay: tuple[Relay, st
         timer.join()
         assert 0.4 < elapsed < 1.5
         assert conn.broken  # so a pool discards it instead of lending it again
-        postgres_db.break_connection(conn)  # harmless on a connection already broken
+        postgres_connections.break_connection(conn)  # harmless on a connection already broken
 
 
 def test_every_store_gives_up_on_a_stalled_server_and_recovers(
@@ -315,7 +274,9 @@ def test_every_store_gives_up_on_a_stalled_server_and_recovers(
         assert seconds <= RECOVERY, (name, seconds)
 
 
-def test_a_stall_inside_a_statement_is_bounded(pg: Server, relay: tuple[Relay, str]) -> None:
+def test_a_stall_inside_a_statement_is_bounded(
+    pg: PostgresServer, relay: tuple[Relay, str]
+) -> None:
     """The connection lent is itself watched, not only the pool's check of it.
 
     A pool of the caller's own without a check: the stall hits the store's
@@ -329,8 +290,8 @@ def test_a_stall_inside_a_statement_is_bounded(pg: Server, relay: tuple[Relay, s
         min_size=1,
         max_size=1,
         open=True,
-        kwargs=postgres_db.connection_options(TIMEOUT),
-        reconnect_timeout=postgres_db.RECONNECT_TIMEOUT,
+        kwargs=postgres_connections.connection_options(TIMEOUT),
+        reconnect_timeout=postgres_connections.RECONNECT_TIMEOUT,
     )
     store = PostgresTokenStore(pool=pool, schema=pg.new_schema(), timeout=TIMEOUT)
     try:
@@ -349,7 +310,7 @@ def test_a_stall_inside_a_statement_is_bounded(pg: Server, relay: tuple[Relay, s
 
 
 def test_an_async_stall_breaks_the_connection_instead_of_waiting_for_a_cancel(
-    pg: Server, relay: tuple[Relay, str]
+    pg: PostgresServer, relay: tuple[Relay, str]
 ) -> None:
     """A cancelled async query would wait seconds for a cancel request; a broken socket does not."""
     proxy, dsn = relay
@@ -402,15 +363,15 @@ def test_every_store_recovers_quickly_after_a_long_outage(
 
 
 def test_owned_pools_retry_quickly() -> None:
-    pool = postgres_db.new_pool(
+    pool = postgres_connections.new_pool(
         "postgresql://u@127.0.0.1:1/db", min_size=0, max_size=1, timeout=1.0, name="t"
     )
-    assert pool.reconnect_timeout == postgres_db.RECONNECT_TIMEOUT <= 2.0
-    assert pool.kwargs == postgres_db.connection_options(1.0)
-    async_pool = postgres_db.new_async_pool(
+    assert pool.reconnect_timeout == postgres_connections.RECONNECT_TIMEOUT <= 2.0
+    assert pool.kwargs == postgres_connections.connection_options(1.0)
+    async_pool = postgres_connections.new_async_pool(
         "postgresql://u@127.0.0.1:1/db", min_size=0, max_size=1, timeout=1.0, name="t"
     )
-    assert async_pool.reconnect_timeout == postgres_db.RECONNECT_TIMEOUT
+    assert async_pool.reconnect_timeout == postgres_connections.RECONNECT_TIMEOUT
 
 
 # -- the schema and its lock ---------------------------------------------------------
@@ -432,7 +393,9 @@ def make_store(kind: str, dsn: str, schema: str) -> tuple[Call, Callable[[], Non
 
 
 @pytest.mark.parametrize("kind", ["tokens", "keys", "users", "rate limits"])
-def test_every_store_creates_its_schema_under_the_shared_lock(pg: Server, kind: str) -> None:
+def test_every_store_creates_its_schema_under_the_shared_lock(
+    pg: PostgresServer, kind: str
+) -> None:
     schema = pg.new_schema()
     call, close = make_store(kind, pg.dsn, schema)
     try:
@@ -451,7 +414,7 @@ def test_every_store_creates_its_schema_under_the_shared_lock(pg: Server, kind: 
         close()
 
 
-def test_async_token_store_creates_its_schema_under_the_shared_lock(pg: Server) -> None:
+def test_async_token_store_creates_its_schema_under_the_shared_lock(pg: PostgresServer) -> None:
     schema = pg.new_schema()
 
     async def main() -> None:
@@ -472,7 +435,7 @@ def test_async_token_store_creates_its_schema_under_the_shared_lock(pg: Server) 
     asyncio.run(main())
 
 
-def test_stores_sharing_a_schema_start_together(pg: Server) -> None:
+def test_stores_sharing_a_schema_start_together(pg: PostgresServer) -> None:
     """Every kind of store, started at once on one new schema: one creates it, none fails."""
     schema = pg.new_schema()
     made = [make_store(kind, pg.dsn, schema) for kind in ("tokens", "keys", "users", "rl")] * 2
@@ -541,20 +504,20 @@ def test_pool_args_accepted() -> None:
 
 
 def test_connection_options() -> None:
-    options = postgres_db.connection_options(1.5)
+    options = postgres_connections.connection_options(1.5)
     assert options["connect_timeout"] == 2  # libpq's floor
     assert options["options"] == "-c statement_timeout=1500"
     assert options["tcp_user_timeout"] == 1500
     assert options["keepalives"] == 1
-    assert postgres_db.connection_options(7.2)["connect_timeout"] == 8
+    assert postgres_connections.connection_options(7.2)["connect_timeout"] == 8
 
 
 def test_deadline_breaks_a_connection_attached_late(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the deadline, a connection handed over is broken at once (it would only stall)."""
     broken: list[object] = []
-    monkeypatch.setattr(postgres_db, "break_connection", broken.append)
-    with postgres_db.Deadline(0.0) as deadline:
-        time.sleep(postgres_db.DEADLINE_MARGIN + 0.2)
+    monkeypatch.setattr(postgres_connections, "break_connection", broken.append)
+    with postgres_connections.Deadline(0.0) as deadline:
+        time.sleep(postgres_connections.DEADLINE_MARGIN + 0.2)
         assert deadline.expired
         assert deadline.remaining() == 0.0
         marker: Any = object()
@@ -563,8 +526,8 @@ def test_deadline_breaks_a_connection_attached_late(monkeypatch: pytest.MonkeyPa
     other: Any = object()
     deadline.attach(other)  # after the call: nothing more is broken
     assert broken == [marker]
-    with postgres_db.Deadline(5.0) as fresh:
+    with postgres_connections.Deadline(5.0) as fresh:
         fresh.attach(other)
         assert not fresh.expired
-        assert 4.0 < fresh.remaining() <= 5.0 + postgres_db.DEADLINE_MARGIN
+        assert 4.0 < fresh.remaining() <= 5.0 + postgres_connections.DEADLINE_MARGIN
     assert broken == [marker]

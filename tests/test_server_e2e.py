@@ -40,7 +40,14 @@ from jwtward.errors import InvalidToken
 from jwtward.keys import JWKSClient
 from jwtward.server.config import ServerConfig
 from jwtward.server.runtime import open_backends
-from tests.token_stores import postgres_dsn, redis_url
+from tests.servers import (
+    drop_postgres_schema,
+    drop_redis_prefix,
+    postgres_dsn,
+    redis_keys,
+    redis_url,
+    require,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("sqlite", "redis", "postgresql")
@@ -52,75 +59,6 @@ START_TIMEOUT = 30.0
 POLL_EVERY = 0.05
 # The fresh clone makes a virtualenv and installs the server's dependencies.
 CLONE_TIMEOUT = 300.0
-
-
-# -- reachability of the shared stores ----------------------------------------------------------
-
-
-def _store_problem(kind: str) -> str | None:
-    """Why the Redis or PostgreSQL of the test environment cannot be used, or None."""
-    if kind == "redis":
-        import redis
-
-        client = redis.Redis.from_url(redis_url(), socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        except (redis.RedisError, OSError) as exc:
-            return f"Redis at $JWTWARD_TEST_REDIS_URL is unreachable ({type(exc).__name__})"
-        finally:
-            client.close()
-        return None
-    import psycopg
-
-    try:
-        with psycopg.connect(postgres_dsn(), connect_timeout=2) as conn:
-            conn.execute("SELECT 1")
-    except (psycopg.Error, OSError) as exc:
-        return f"PostgreSQL at $JWTWARD_TEST_POSTGRES_DSN is unreachable ({type(exc).__name__})"
-    return None
-
-
-def require_store(kind: str) -> None:
-    """Skip when the store's server is down; fail under CI=true, where every store must run."""
-    if kind == "sqlite":
-        return
-    problem = _store_problem(kind)
-    if problem is None:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{problem} (CI=true: the server must be tested on every store)")
-    pytest.skip(problem)
-
-
-def drop_redis_namespace(namespace: str) -> None:
-    """Delete every key the server wrote under ``namespace:`` (SCAN: the server may be shared)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url(), socket_timeout=10)
-    try:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=1000))
-        for start in range(0, len(keys), 500):
-            client.delete(*keys[start : start + 500])
-    finally:
-        client.close()
-
-
-def count_redis_namespace(namespace: str) -> int:
-    import redis
-
-    client = redis.Redis.from_url(redis_url(), socket_timeout=10)
-    try:
-        return sum(1 for _ in client.scan_iter(match=f"{namespace}:*", count=1000))
-    finally:
-        client.close()
-
-
-def drop_postgres_schema(schema: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(postgres_dsn(), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -415,7 +353,7 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
                ) -> Iterator[Deployment]:
     """A running server on one store, shared by this module's tests for that store."""
     kind: str = request.param
-    require_store(kind)
+    require(kind)
     namespace = f"jwtward_e2e_{secrets.token_hex(6)}"
     settings = {"JWTWARD_NAMESPACE": namespace}
     if kind == "redis":
@@ -432,8 +370,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
             found.stop()
         finally:
             if kind == "redis":
-                drop_redis_namespace(namespace)
-                assert count_redis_namespace(namespace) == 0
+                drop_redis_prefix(f"{namespace}:")
+                assert redis_keys(f"{namespace}:") == []
             elif kind == "postgresql":
                 drop_postgres_schema(namespace)
 
@@ -818,7 +756,7 @@ def signing_key_material(deployment: Deployment) -> set[str]:
 
 def test_two_servers_share_one_postgres_store(tmp_path: Path) -> None:
     """Tokens, revocations and the one active signing key are shared through PostgreSQL."""
-    require_store("postgresql")
+    require("postgresql")
     schema = f"jwtward_e2e_{secrets.token_hex(6)}"
     master_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     issuer = "https://jwtward-e2e.example"

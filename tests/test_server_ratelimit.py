@@ -3,8 +3,8 @@
 Memory and SQLite always run. Redis (``$JWTWARD_TEST_REDIS_URL``) and
 PostgreSQL (``$JWTWARD_TEST_POSTGRES_DSN``) run against real servers; when a
 server cannot be reached their cases skip, except under ``CI=true`` where
-they fail. Each test gets its own Redis key prefix / PostgreSQL schema
-(``jwtward_test_<random>...``), removed when the module ends.
+they fail. Each test gets its own Redis key prefix / PostgreSQL schema under
+the module's random one (:mod:`tests.servers`), removed when the module ends.
 
 Times are whole seconds near the real clock: the Redis limiter decides by
 the caller's ``now`` but lets Redis expire the entry by the server's clock,
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import secrets
 import socket
 import threading
 import time
@@ -26,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 from psycopg import sql
@@ -44,105 +42,25 @@ from jwtward.server.ratelimit import (
     hash_key,
     username_key,
 )
+from tests.servers import PostgresServer, RedisServer, postgres_server
+from tests.servers import redis_server as shared_redis
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-RUN = secrets.token_hex(4)
 WINDOW = 300.0
-
-
-def _unreachable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 # -- the servers of this run -------------------------------------------------------------
 
 
-class RedisServer:
-    """The test Redis: a client, and the prefixes this run used (deleted at the end)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=5)
-        self.prefixes: list[str] = []
-
-    def new_prefix(self) -> str:
-        prefix = f"jwtward_test_{RUN}_{len(self.prefixes)}:"
-        self.prefixes.append(prefix)
-        return prefix
-
-    def keys(self, prefix: str) -> list[bytes]:
-        return list(self.client.scan_iter(match=prefix + "*", count=1000))
-
-    def cleanup(self) -> None:
-        for prefix in self.prefixes:
-            for key in self.keys(prefix):
-                self.client.delete(key)
-        assert list(self.client.scan_iter(match=f"jwtward_test_{RUN}_*")) == []
-        self.client.close()
-
-
-class PostgresServer:
-    """The test database, and the schemas this run created (dropped at the end)."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.schemas: list[str] = []
-
-    def new_schema(self) -> str:
-        name = f"jwtward_test_{RUN}_{len(self.schemas)}"
-        self.schemas.append(name)
-        return name
-
-    def query(self, text: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(text, params)
-            return cur.fetchall() if cur.description else []
-
-    def cleanup(self) -> None:
-        for name in self.schemas:
-            self.query(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name))
-            )
-        left = self.query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"jwtward_test_{RUN}_%",)
-        )
-        assert left == []
-
-
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    url = os.environ.get("JWTWARD_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    try:
-        probe = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
-        probe.ping()
-        probe.close()
-    except (redis.RedisError, OSError) as exc:
-        _unreachable(f"Redis not reachable at $JWTWARD_TEST_REDIS_URL ({type(exc).__name__})")
-    server = RedisServer(url)
-    try:
+    with shared_redis("ratelimit", socket_timeout=5) as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[PostgresServer]:
-    dsn = os.environ.get("JWTWARD_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        _unreachable(
-            f"PostgreSQL not reachable at $JWTWARD_TEST_POSTGRES_DSN ({type(exc).__name__})"
-        )
-    server = PostgresServer(dsn)
-    try:
+    with postgres_server("ratelimit") as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 # -- one backend under test --------------------------------------------------------------

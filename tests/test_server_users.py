@@ -12,8 +12,6 @@ the behaviour does not depend on the cost.
 
 from __future__ import annotations
 
-import os
-import secrets
 import sqlite3
 import threading
 import unicodedata
@@ -39,8 +37,8 @@ from jwtward.server.users import (
 )
 from jwtward.tokens import SQLiteTokenStore
 from jwtward.tokens.postgres_store import PostgresTokenStore
+from tests.servers import PostgresServer, postgres_server
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 FAST = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
 T0 = 1_700_000_000.25
 
@@ -48,53 +46,10 @@ T0 = 1_700_000_000.25
 # -- fixtures -----------------------------------------------------------------------
 
 
-class Server:
-    """The test database: a DSN, and schemas that are dropped when the module ends."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.prefix = f"jwtward_test_users_{secrets.token_hex(4)}"
-        self.schemas: list[str] = []
-
-    def new_schema(self) -> str:
-        name = f"{self.prefix}_{len(self.schemas)}"
-        self.schemas.append(name)
-        return name
-
-    def query(self, text: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(text, params)
-            return cur.fetchall() if cur.description else []
-
-    def drop_all(self) -> None:
-        for name in self.schemas:
-            self.query(
-                psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    psycopg.sql.Identifier(name)
-                )
-            )
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Server]:
-    dsn = os.environ.get("JWTWARD_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at $JWTWARD_TEST_POSTGRES_DSN ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = Server(dsn)
-    try:
+def pg() -> Iterator[PostgresServer]:
+    with postgres_server("users") as server:
         yield server
-    finally:
-        server.drop_all()
-        leftover = server.query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (server.prefix + "%",)
-        )
-        assert leftover == []
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +69,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[UserStore]
     if request.param == "sqlite":
         made = SQLiteUserStore(tmp_path / "users.db")
     else:
-        server: Server = request.getfixturevalue("pg")
+        server: PostgresServer = request.getfixturevalue("pg")
         made = PostgresUserStore(server.dsn, schema=server.new_schema())
     try:
         yield made
@@ -659,14 +614,14 @@ def test_postgres_down_is_store_unavailable() -> None:
     store.close()
 
 
-def test_postgres_closed_store_is_store_unavailable(pg: Server) -> None:
+def test_postgres_closed_store_is_store_unavailable(pg: PostgresServer) -> None:
     store = PostgresUserStore(pg.dsn, schema=pg.new_schema())
     store.add("alice", "$argon2id$ok", now=T0)
     store.close()
     assert_unavailable(lambda: store.get("alice"))
 
 
-def test_postgres_killed_connections_are_replaced(pg: Server) -> None:
+def test_postgres_killed_connections_are_replaced(pg: PostgresServer) -> None:
     app = f"{pg.prefix}_kill"
     store = PostgresUserStore(
         make_conninfo(pg.dsn, application_name=app),
@@ -689,7 +644,7 @@ def test_postgres_killed_connections_are_replaced(pg: Server) -> None:
         store.close()
 
 
-def test_postgres_schema_tables_and_versions(pg: Server) -> None:
+def test_postgres_schema_tables_and_versions(pg: PostgresServer) -> None:
     schema = pg.new_schema()
     store = PostgresUserStore(pg.dsn, schema=schema)
     store.ping()
@@ -708,7 +663,9 @@ def test_postgres_schema_tables_and_versions(pg: Server) -> None:
 
 
 @pytest.mark.parametrize("users_first", [True, False])
-def test_postgres_shares_a_schema_with_the_token_store(pg: Server, users_first: bool) -> None:
+def test_postgres_shares_a_schema_with_the_token_store(
+    pg: PostgresServer, users_first: bool
+) -> None:
     schema = pg.new_schema()
     users = PostgresUserStore(pg.dsn, schema=schema)
     tokens = PostgresTokenStore(pg.dsn, schema=schema)

@@ -2,7 +2,7 @@
 
 The server is ``$JWTWARD_TEST_POSTGRES_DSN`` (default: the local ``test``
 database). Without it the tests skip, except under ``CI=true`` where they
-fail. Every schema a run creates is named ``jwtward_test_<random>...`` and
+fail. Every schema a run creates is named ``jwtward_test_tokens_<random>...`` and
 dropped at the end of the module.
 
 The semantic tests run one scenario against the memory store (the reference)
@@ -41,62 +41,18 @@ from jwtward.tokens.postgres_store import (
     PostgresTokenStore,
 )
 from jwtward.tokens.records import AsyncTokenStore, FamilyRecord, RefreshRecord, TokenStore
+from tests.servers import PostgresServer, postgres_dsn, postgres_server
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TABLES = {"families", "refresh_tokens", "revoked_access", "subject_cutoffs", "schema_version"}
 
 
 # -- the server and the schemas of this run -----------------------------------------
 
 
-class Server:
-    """The test database: a DSN, and schemas that are dropped when the module ends."""
-
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
-        self.prefix = f"jwtward_test_{secrets.token_hex(4)}"
-        self.schemas: list[str] = []
-        self.schema = self.new_schema()  # shared by the tests that need no fresh one
-
-    def new_schema(self) -> str:
-        name = f"{self.prefix}_{len(self.schemas)}"
-        self.schemas.append(name)
-        return name
-
-    def query(self, text: Any, params: Any = None) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(text, params)
-            return cur.fetchall() if cur.description else []
-
-    def drop_all(self) -> None:
-        for name in self.schemas:
-            self.query(
-                psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    psycopg.sql.Identifier(name)
-                )
-            )
-
-
 @pytest.fixture(scope="module")
-def pg() -> Iterator[Server]:
-    dsn = os.environ.get("JWTWARD_TEST_POSTGRES_DSN", DEFAULT_DSN)
-    try:
-        with psycopg.connect(dsn, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = f"PostgreSQL not reachable at $JWTWARD_TEST_POSTGRES_DSN ({type(exc).__name__})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    server = Server(dsn)
-    try:
+def pg() -> Iterator[PostgresServer]:
+    with postgres_server("tokens") as server:
         yield server
-    finally:
-        server.drop_all()
-        leftover = server.query(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (server.prefix + "%",)
-        )
-        assert leftover == []
 
 
 # -- records ------------------------------------------------------------------------
@@ -151,7 +107,7 @@ Scenario = Callable[[AsyncTokenStore], Awaitable[None]]
 def run(request: pytest.FixtureRequest) -> Callable[[Scenario], None]:
     """Run a scenario against a fresh store of one kind (a fresh schema for PostgreSQL)."""
     kind = request.param
-    server: Server | None = None if kind == "memory" else request.getfixturevalue("pg")
+    server: PostgresServer | None = None if kind == "memory" else request.getfixturevalue("pg")
 
     def runner(scenario: Scenario) -> None:
         async def main() -> None:
@@ -401,23 +357,23 @@ def test_purge_expired(run: Callable[[Scenario], None]) -> None:
 )
 def test_schema_name_is_validated(schema: Any) -> None:
     with pytest.raises(InvalidArgument):
-        PostgresTokenStore(DEFAULT_DSN, schema=schema)
+        PostgresTokenStore(postgres_dsn(), schema=schema)
     with pytest.raises(InvalidArgument):
-        AsyncPostgresTokenStore(DEFAULT_DSN, schema=schema)
+        AsyncPostgresTokenStore(postgres_dsn(), schema=schema)
 
 
 def test_constructor_arguments() -> None:
     # Valid names and sizes construct without connecting (the pool opens on first use).
-    assert PostgresTokenStore(DEFAULT_DSN, schema="_" + "a" * 62).schema == "_" + "a" * 62
+    assert PostgresTokenStore(postgres_dsn(), schema="_" + "a" * 62).schema == "_" + "a" * 62
     assert "postgres@" not in repr(PostgresTokenStore("postgresql://u:secret@h/db"))
     with pytest.raises(InvalidArgument):
         PostgresTokenStore()
     with pytest.raises(InvalidArgument):
-        PostgresTokenStore(DEFAULT_DSN, max_size=0)
+        PostgresTokenStore(postgres_dsn(), max_size=0)
     with pytest.raises(InvalidArgument):
-        PostgresTokenStore(DEFAULT_DSN, min_size=5, max_size=2)
+        PostgresTokenStore(postgres_dsn(), min_size=5, max_size=2)
     with pytest.raises(InvalidArgument):
-        AsyncPostgresTokenStore(DEFAULT_DSN, timeout=0)
+        AsyncPostgresTokenStore(postgres_dsn(), timeout=0)
     with pytest.raises(InvalidArgument):
         AsyncPostgresTokenStore()
 
@@ -428,7 +384,7 @@ def test_repr_hides_the_dsn() -> None:
     assert repr(store) == "PostgresTokenStore(schema='s')"
 
 
-def schema_objects(pg: Server, schema: str) -> tuple[set[str], set[str], list[int]]:
+def schema_objects(pg: PostgresServer, schema: str) -> tuple[set[str], set[str], list[int]]:
     tables = {r[0] for r in pg.query("SELECT tablename FROM pg_tables WHERE schemaname = %s",
                                      (schema,))}
     indexes = {r[0] for r in pg.query("SELECT indexdef FROM pg_indexes WHERE schemaname = %s",
@@ -441,7 +397,7 @@ def schema_objects(pg: Server, schema: str) -> tuple[set[str], set[str], list[in
     return tables, indexes, versions
 
 
-def test_fresh_schema_is_created_and_versioned(pg: Server) -> None:
+def test_fresh_schema_is_created_and_versioned(pg: PostgresServer) -> None:
     schema = pg.new_schema()
     store = PostgresTokenStore(pg.dsn, schema=schema)
     try:
@@ -460,7 +416,7 @@ def test_fresh_schema_is_created_and_versioned(pg: Server) -> None:
         store.close()
 
 
-def test_reopening_is_a_no_op(pg: Server) -> None:
+def test_reopening_is_a_no_op(pg: PostgresServer) -> None:
     schema = pg.new_schema()
     first = PostgresTokenStore(pg.dsn, schema=schema)
     first.create_family(family("fam-keep"), refresh("h-keep", "fam-keep"))
@@ -479,7 +435,7 @@ def test_reopening_is_a_no_op(pg: Server) -> None:
         again.close()
 
 
-def test_newer_schema_is_accepted(pg: Server) -> None:
+def test_newer_schema_is_accepted(pg: PostgresServer) -> None:
     """Migrations only add, so a store keeps working on a schema a newer release migrated."""
     schema = pg.new_schema()
     PostgresTokenStore(pg.dsn, schema=schema).ping()
@@ -494,7 +450,7 @@ def test_newer_schema_is_accepted(pg: Server) -> None:
         store.close()
 
 
-def test_concurrent_migrations_from_threads(pg: Server) -> None:
+def test_concurrent_migrations_from_threads(pg: PostgresServer) -> None:
     schema = pg.new_schema()
     stores = [PostgresTokenStore(pg.dsn, schema=schema, timeout=10.0) for _ in range(8)]
     barrier = threading.Barrier(len(stores))
@@ -515,7 +471,7 @@ def test_concurrent_migrations_from_threads(pg: Server) -> None:
             store.close()
 
 
-def test_concurrent_migrations_from_tasks(pg: Server) -> None:
+def test_concurrent_migrations_from_tasks(pg: PostgresServer) -> None:
     schema = pg.new_schema()
 
     async def main() -> None:
@@ -533,7 +489,7 @@ def test_concurrent_migrations_from_tasks(pg: Server) -> None:
     assert schema_objects(pg, schema)[2] == list(range(1, len(MIGRATIONS) + 1))
 
 
-def test_given_pool_is_used_and_left_open(pg: Server) -> None:
+def test_given_pool_is_used_and_left_open(pg: PostgresServer) -> None:
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
     with ConnectionPool(pg.dsn, min_size=1, max_size=2, open=True) as pool:
@@ -562,7 +518,7 @@ RACERS = 100
 ROUNDS = 20
 
 
-def refresh_hashes(pg: Server, family_id: str) -> set[str]:
+def refresh_hashes(pg: PostgresServer, family_id: str) -> set[str]:
     rows = pg.query(
         psycopg.sql.SQL("SELECT token_hash FROM {}.refresh_tokens WHERE family_id = %s").format(
             psycopg.sql.Identifier(pg.schema)
@@ -572,7 +528,7 @@ def refresh_hashes(pg: Server, family_id: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def check_one_winner(pg: Server, results: list[bool], family_id: str, view: Any) -> None:
+def check_one_winner(pg: PostgresServer, results: list[bool], family_id: str, view: Any) -> None:
     assert results.count(True) == 1, results.count(True)
     winner = results.index(True)
     assert view.record.used_at == 2000.0 + winner
@@ -582,7 +538,7 @@ def check_one_winner(pg: Server, results: list[bool], family_id: str, view: Any)
     assert refresh_hashes(pg, family_id) == {f"{family_id}-0", f"{family_id}-next-{winner}"}
 
 
-def test_rotation_race_threads(pg: Server) -> None:
+def test_rotation_race_threads(pg: PostgresServer) -> None:
     store = PostgresTokenStore(pg.dsn, schema=pg.schema, max_size=20, timeout=30.0)
     try:
         with ThreadPoolExecutor(RACERS) as pool:
@@ -603,7 +559,7 @@ def test_rotation_race_threads(pg: Server) -> None:
         store.close()
 
 
-def test_rotation_race_tasks(pg: Server) -> None:
+def test_rotation_race_tasks(pg: PostgresServer) -> None:
     async def main() -> None:
         store = AsyncPostgresTokenStore(pg.dsn, schema=pg.schema, max_size=20, timeout=30.0)
         try:
@@ -642,7 +598,7 @@ time.sleep(600)
 """
 
 
-def test_revocations_survive_a_killed_process(pg: Server) -> None:
+def test_revocations_survive_a_killed_process(pg: PostgresServer) -> None:
     store = PostgresTokenStore(pg.dsn, schema=pg.schema)
     store.create_family(family("fam-durable", "subject-durable"), refresh("h-dur", "fam-durable"))
     store.close()
@@ -803,7 +759,7 @@ class Proxy:
             sock.close()
 
 
-def through_proxy(pg: Server) -> tuple[Proxy, str]:
+def through_proxy(pg: PostgresServer) -> tuple[Proxy, str]:
     params = conninfo_to_dict(pg.dsn)
     host = str(params.get("host") or "127.0.0.1")
     proxy = Proxy((host, int(params.get("port") or 5432)))
@@ -814,7 +770,7 @@ def through_proxy(pg: Server) -> tuple[Proxy, str]:
 RECOVERY_DEADLINE = 20.0
 
 
-def test_store_recovers_when_the_server_returns_sync(pg: Server) -> None:
+def test_store_recovers_when_the_server_returns_sync(pg: PostgresServer) -> None:
     proxy, dsn = through_proxy(pg)
     store = PostgresTokenStore(dsn, schema=pg.schema, max_size=2, timeout=1.0)
     try:
@@ -842,7 +798,7 @@ def test_store_recovers_when_the_server_returns_sync(pg: Server) -> None:
         proxy.stop()
 
 
-def test_store_recovers_when_the_server_returns_async(pg: Server) -> None:
+def test_store_recovers_when_the_server_returns_async(pg: PostgresServer) -> None:
     proxy, dsn = through_proxy(pg)
 
     async def main() -> None:
@@ -871,7 +827,7 @@ def test_store_recovers_when_the_server_returns_async(pg: Server) -> None:
         proxy.stop()
 
 
-def test_killed_connections_are_replaced(pg: Server) -> None:
+def test_killed_connections_are_replaced(pg: PostgresServer) -> None:
     """A backend that dies between calls (server restart, idle kill) costs no failed call.
 
     The pool finds the dead connection when it checks it before lending it,
@@ -907,7 +863,7 @@ def ring() -> KeyRing:
     return KeyRing.generate("ES256")
 
 
-def test_token_service_over_postgres(pg: Server, ring: KeyRing) -> None:
+def test_token_service_over_postgres(pg: PostgresServer, ring: KeyRing) -> None:
     store = PostgresTokenStore(pg.dsn, schema=pg.schema)
     with TokenService(ring, issuer="https://issuer.test", audience="api", store=store) as auth:
         pair = auth.issue("user-1", claims={"role": "admin"}, metadata={"ua": "test"})
@@ -930,7 +886,7 @@ def test_token_service_over_postgres(pg: Server, ring: KeyRing) -> None:
         assert view.family.revoked_at is not None
 
 
-def test_async_token_service_over_postgres(pg: Server, ring: KeyRing) -> None:
+def test_async_token_service_over_postgres(pg: PostgresServer, ring: KeyRing) -> None:
     async def main() -> None:
         store = AsyncPostgresTokenStore(pg.dsn, schema=pg.schema)
         async with AsyncTokenService(

@@ -2,8 +2,8 @@
 
 The shared server comes from ``JWTWARD_TEST_REDIS_URL`` (default
 redis://127.0.0.1:6379/0); every key of this run starts with one random
-prefix, deleted at the end. Without a server the tests skip, except under
-CI=true where they fail. The fault tests start their own ``redis-server``
+prefix (:mod:`tests.servers`), deleted at the end. Without a server the
+tests skip, except under CI=true where they fail. The fault tests start their own ``redis-server``
 so they can kill it.
 
 Each contract test runs against the sync store and the async store (driven
@@ -14,7 +14,6 @@ cross-checked against :class:`MemoryTokenStore`, the reference semantics.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import shutil
 import signal
@@ -22,7 +21,6 @@ import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -46,43 +44,32 @@ from jwtward.tokens.memory_store import MemoryTokenStore
 from jwtward.tokens.records import AccessView, FamilyRecord, RefreshRecord, SubjectView
 from jwtward.tokens.redis_store import AsyncRedisTokenStore, RedisTokenStore
 from jwtward.tokens.service import TokenService
+from tests.servers import RedisServer, redis_server, redis_url, unusable
 
-REDIS_URL = os.environ.get("JWTWARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RUN_PREFIX = f"jwtward-test-{uuid.uuid4().hex}:"
+REDIS_URL = redis_url()
 NOW = time.time()
 HOUR = 3600.0
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+@pytest.fixture(scope="module")
+def shared() -> Iterator[RedisServer]:
+    """The shared server; every key of this run is deleted afterwards."""
+    with redis_server(
+        "tokens", socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[redis.Redis]:
-    """A client on the shared server; deletes every key of this run afterwards."""
-    client = redis.Redis.from_url(
-        REDIS_URL, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
-    )
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        client.close()
-        _unavailable(f"Redis not reachable at {REDIS_URL}: {exc}")
-    yield client
-    for key in client.scan_iter(match=RUN_PREFIX + "*", count=1000):
-        client.delete(key)
-    client.close()
-
-
-_counter = iter(range(1_000_000))
+def server(shared: RedisServer) -> redis.Redis:
+    """A client on the shared server that does not retry."""
+    return shared.client
 
 
 @pytest.fixture
-def prefix(server: redis.Redis) -> str:
+def prefix(shared: RedisServer) -> str:
     """A prefix of its own for each test, under the run's prefix."""
-    return f"{RUN_PREFIX}{next(_counter)}:"
+    return shared.new_prefix()
 
 
 class _Blocking:
@@ -579,7 +566,7 @@ class _OwnServer:
     def __init__(self) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            _unavailable("redis-server is not on PATH")
+            unusable("redis-server is not on PATH")
         self.binary = str(binary)
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

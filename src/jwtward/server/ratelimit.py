@@ -51,7 +51,6 @@ from jwtward.errors import InvalidArgument, StoreUnavailable
 from jwtward.sqlite_db import SQLiteDatabase, migrate
 
 if TYPE_CHECKING:
-    import psycopg
     import redis
     from psycopg import sql
     from psycopg_pool import ConnectionPool
@@ -422,17 +421,17 @@ class RedisRateLimiter:
         from redis.backoff import NoBackoff  # noqa: PLC0415
         from redis.retry import Retry  # noqa: PLC0415
 
-        from jwtward.tokens.redis_store import _check_client, _url_options  # noqa: PLC0415
+        from jwtward.tokens.redis_client import check_client, url_options  # noqa: PLC0415
 
         if not isinstance(prefix, str):
             raise InvalidArgument("the key prefix must be a string")
         self._prefix = prefix + "rl:"
         if isinstance(client_or_url, str):
-            options = _url_options({}, Retry(NoBackoff(), 0))
+            options = url_options({}, Retry(NoBackoff(), 0))
             client_or_url = redis_module.Redis.from_url(client_or_url, **options)
             self._owns_client = True
         else:
-            _check_client(client_or_url)
+            check_client(client_or_url)
             self._owns_client = False
         self._client: redis.Redis = client_or_url
         self._hit = self._client.register_script(_LUA_HIT)
@@ -548,9 +547,9 @@ class PostgresRateLimiter:
     ) -> None:
         from psycopg import sql  # noqa: PLC0415 - optional driver
 
-        from jwtward.postgres_db import PoolOwner, bind_steps  # noqa: PLC0415
+        from jwtward.postgres_db import migrating_pool_owner  # noqa: PLC0415
 
-        self._db = PoolOwner(
+        self._db = migrating_pool_owner(
             dsn,
             pool,
             schema=schema,
@@ -560,7 +559,8 @@ class PostgresRateLimiter:
             name="jwtward-ratelimit",
             what="rate limiter",
             log=logger,
-            prepare=self._migrate,
+            version_table="rate_limit_schema_version",
+            migrations=PG_MIGRATIONS,
         )
         self._connection = self._db.connection
         name = sql.Identifier(schema)
@@ -568,7 +568,6 @@ class PostgresRateLimiter:
         def bind(text: LiteralString) -> sql.Composed:
             return sql.SQL(text).format(schema=name)
 
-        self._migrations = bind_steps(PG_MIGRATIONS, schema=name)
         self._hit = bind(_PG_HIT)
         self._check = bind(_PG_CHECK)
         self._reset = bind(_PG_RESET)
@@ -577,18 +576,6 @@ class PostgresRateLimiter:
     @property
     def schema(self) -> str:
         return self._db.schema
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        from jwtward import postgres_db  # noqa: PLC0415
-
-        postgres_db.migrate(
-            conn,
-            self.schema,
-            "rate_limit_schema_version",
-            self._migrations,
-            what="rate limiter",
-            log=logger,
-        )
 
     def hit(self, key: str, *, limit: int, window: float, now: float) -> RateDecision:
         _check_limit(limit, window)

@@ -38,7 +38,6 @@ from jwtward.errors import DecodeError, InvalidArgument, JWTWardError, StoreUnav
 from jwtward.sqlite_db import SQLiteDatabase, migrate
 
 if TYPE_CHECKING:
-    import psycopg
     from psycopg import sql
     from psycopg_pool import ConnectionPool
 
@@ -442,7 +441,6 @@ _PG_PING: Final[LiteralString] = "SELECT 1 FROM {schema}.users LIMIT 0"
 class _PgStatements:
     """The store's statements with its schema name filled in once."""
 
-    migrations: tuple[tuple[sql.Composed, ...], ...]
     insert: sql.Composed
     get: sql.Composed
     list_all: sql.Composed
@@ -454,15 +452,12 @@ class _PgStatements:
 def _pg_statements(schema: str) -> _PgStatements:
     from psycopg import sql  # noqa: PLC0415 - the driver is an optional dependency
 
-    from jwtward.postgres_db import bind_steps  # noqa: PLC0415
-
     name = sql.Identifier(schema)
 
     def bind(text: LiteralString) -> sql.Composed:
         return sql.SQL(text).format(schema=name)
 
     return _PgStatements(
-        migrations=bind_steps(_PG_MIGRATIONS, schema=name),
         insert=bind(_PG_INSERT),
         get=bind(_PG_GET),
         list_all=bind(_PG_LIST),
@@ -495,9 +490,9 @@ class PostgresUserStore:
     ) -> None:
         # Imported here: psycopg is an optional dependency, and the SQLite
         # store above must work without it.
-        from jwtward.postgres_db import PoolOwner  # noqa: PLC0415
+        from jwtward.postgres_db import migrating_pool_owner  # noqa: PLC0415
 
-        self._db = PoolOwner(
+        self._db = migrating_pool_owner(
             dsn,
             pool,
             schema=schema,
@@ -507,7 +502,8 @@ class PostgresUserStore:
             name="jwtward-users",
             what="user store",
             log=logger,
-            prepare=self._migrate,
+            version_table="user_schema_version",
+            migrations=_PG_MIGRATIONS,
         )
         self._sql = _pg_statements(schema)
         self._connection = self._db.connection
@@ -515,18 +511,6 @@ class PostgresUserStore:
     @property
     def schema(self) -> str:
         return self._db.schema
-
-    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
-        from jwtward import postgres_db  # noqa: PLC0415
-
-        postgres_db.migrate(
-            conn,
-            self.schema,
-            "user_schema_version",
-            self._sql.migrations,
-            what="user store",
-            log=logger,
-        )
 
     def add(
         self,
