@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -117,7 +118,7 @@ class SQLiteDatabase:
         except sqlite3.Error as exc:
             raise self.failure(exc) from None
         try:
-            db.execute("PRAGMA journal_mode = WAL")
+            self._enter_wal(db)
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA secure_delete = ON")
             if not self._schema_ready:
@@ -136,6 +137,23 @@ class SQLiteDatabase:
             db.close()
             raise
         return db
+
+    def _enter_wal(self, db: sqlite3.Connection) -> None:
+        """Switch to WAL, waiting out other connections doing the same.
+
+        The switch needs an exclusive lock, and SQLite answers "database is
+        locked" at once (without its busy handler) while another connection
+        opens a brand-new file at the same moment; retry within the timeout.
+        """
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)
 
     def close(self) -> None:
         """Close the connections of every thread (they reopen on next use)."""
