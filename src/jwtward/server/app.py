@@ -35,7 +35,7 @@ from jwtward.server.runtime import Backends
 from jwtward.server.users import User, normalize_username
 from jwtward.tokens import AccessClaims, AsyncTokenService, events
 from jwtward.web.challenges import AuthFailure
-from jwtward.web.fastapi import FastAPIAuth, request_info
+from jwtward.web.fastapi import FastAPIAuth, read_bounded_body, request_info
 from jwtward.web.handlers import NO_STORE, logout_headers, service_failure
 from jwtward.web.settings import WebSettings
 from jwtward.web.transport import check_origin
@@ -105,7 +105,7 @@ class _Server:
             check_origin(request_info(request, self.auth.settings), self.auth.settings)
         except AuthFailure as failure:
             return self.auth.render(failure)
-        raw = await _bounded_body(request, _MAX_LOGIN_BODY)
+        raw = await read_bounded_body(request, _MAX_LOGIN_BODY)
         if raw is None:
             return _problem(400, "invalid_request", "the request body is too large")
         data: object
@@ -260,7 +260,7 @@ class _Server:
         """The authenticated client and the ``token`` form field, or the refusal."""
         if _content_type(request) != _FORM:
             return _problem(400, "invalid_request", "send application/x-www-form-urlencoded")
-        raw = await _bounded_body(request, 16384)
+        raw = await read_bounded_body(request, 16384)
         if raw is None:
             return _problem(400, "invalid_request", "the request body is too large")
         form = _form_fields(raw, ("client_id", "client_secret", "token", "token_type_hint"))
@@ -372,15 +372,6 @@ _FORM = "application/x-www-form-urlencoded"
 def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
-
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, read in chunks and abandoned past ``limit`` bytes (None then)."""
-    data = bytearray()
-    async for chunk in request.stream():
-        data.extend(chunk)
-        if len(data) > limit:
-            return None
-    return bytes(data)
 
 
 def _form_fields(raw: bytes, names: tuple[str, ...]) -> dict[str, str | None]:

@@ -25,7 +25,6 @@ accepted, whose stores are native asyncio or run in threads.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from enum import Enum
 from typing import Any
@@ -42,9 +41,11 @@ from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.web.challenges import AuthFailure, invalid_request, missing
 from jwtward.web.cookies import clear_cookies
 from jwtward.web.handlers import (
+    MAX_TOKEN_BODY,
     cookie_refresh_csrf,
     logout_headers,
     optional_refresh_token,
+    parse_json_body,
     refresh_token_from,
     role_failure,
     scope_failure,
@@ -61,10 +62,8 @@ from jwtward.web.transport import (
     extract_credentials,
 )
 
-__all__ = ["BearerScheme", "FastAPIAuth", "raisable", "request_info"]
+__all__ = ["BearerScheme", "FastAPIAuth", "raisable", "read_bounded_body", "request_info"]
 
-# A refresh or logout body holds one token: anything larger is not one.
-_MAX_BODY = 32 * 1024
 
 ClaimsDependency = Callable[..., Awaitable[AccessClaims]]
 OptionalClaimsDependency = Callable[..., Awaitable[AccessClaims | None]]
@@ -325,19 +324,13 @@ class FastAPIAuth:
 
     async def _json_body(self, request: Request) -> object:
         """The request's JSON body, ``None`` when empty; bounded, and 400 when not JSON."""
-        data = bytearray()
-        async for chunk in request.stream():
-            data.extend(chunk)
-            if len(data) > _MAX_BODY:
-                raise self.refusal(request, invalid_request("the request body is too large"))
-        if not data.strip():
-            return None
+        data = await read_bounded_body(request, MAX_TOKEN_BODY)
         try:
-            return json.loads(data)
-        except (ValueError, RecursionError):
-            raise self.refusal(
-                request, invalid_request("the request body must be a JSON object")
-            ) from None
+            if data is None:
+                raise invalid_request("the request body is too large")
+            return parse_json_body(data)
+        except AuthFailure as failure:
+            raise self.refusal(request, failure) from None
 
     async def refresh_response(
         self, request: Request, *, set_cookies_for_body: bool = False
@@ -449,3 +442,17 @@ class FastAPIAuth:
             "/logout", logout, methods=["POST"], status_code=204, response_model=None
         )
         return router
+
+
+async def read_bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, read in chunks and abandoned past ``limit`` bytes (``None`` then).
+
+    Never holds more than ``limit`` bytes (plus one chunk) in memory, whatever
+    the client sends or claims in ``Content-Length``.
+    """
+    data = bytearray()
+    async for chunk in request.stream():
+        data.extend(chunk)
+        if len(data) > limit:
+            return None
+    return bytes(data)

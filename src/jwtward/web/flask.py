@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -70,7 +69,7 @@ _STATE_EXTENSION = "jwtward.flask"
 _CLAIMS_ATTR = "jwtward_claims"
 # RFC 6750 §2.3: the URI query parameter that must never carry a token.
 _QUERY_PARAM = "access_token"
-_MAX_BODY = 32 * 1024
+_MAX_BODY = handlers.MAX_TOKEN_BODY
 
 # app.config key -> (WebSettings field, accepted types, what the value must be)
 _CONFIG: dict[str, tuple[str, tuple[type, ...], str]] = {
@@ -482,12 +481,7 @@ def _json_body() -> object:
     data = request.stream.read(_MAX_BODY + 1)
     if len(data) > _MAX_BODY:
         raise invalid_request("the request body is too large")
-    if not data.strip():
-        return None
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        raise invalid_request("the request body must be a JSON object") from None
+    return handlers.parse_json_body(data)
 
 
 

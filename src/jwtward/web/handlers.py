@@ -10,6 +10,7 @@ pass the results in.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
@@ -28,11 +29,13 @@ from jwtward.web.settings import WebSettings
 from jwtward.web.transport import RequestInfo, check_origin, failure_for_cookie_refresh
 
 __all__ = [
+    "MAX_TOKEN_BODY",
     "NO_STORE",
     "cookie_refresh_csrf",
     "login_response_body",
     "logout_headers",
     "optional_refresh_token",
+    "parse_json_body",
     "refresh_token_from",
     "role_failure",
     "scope_failure",
@@ -192,3 +195,17 @@ def optional_refresh_token(
     if not has_cookie and not has_body:
         return None, None
     return refresh_token_from(info, settings, body)
+
+
+# A refresh or logout body holds one token: anything larger is not one.
+MAX_TOKEN_BODY = 32 * 1024
+
+
+def parse_json_body(data: bytes | bytearray) -> object:
+    """A request body already read within its bound: ``None`` when empty, 400 when not JSON."""
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise invalid_request("the request body must be a JSON object") from None
