@@ -62,7 +62,7 @@ from jwtward.web.transport import (
     extract_credentials,
 )
 
-__all__ = ["BearerScheme", "FastAPIAuth", "raisable", "read_bounded_body", "request_info"]
+__all__ = ["BearerScheme", "FastAPIAuth", "read_bounded_body", "request_info"]
 
 
 ClaimsDependency = Callable[..., Awaitable[AccessClaims]]
@@ -110,31 +110,6 @@ def _credentials_info(request: Request, settings: WebSettings) -> RequestInfo:
         cookies=cookies,
         query_token=query_token,
     )
-
-
-class _Refusal(AuthFailure):
-    """An :class:`AuthFailure` that Starlette may strip of its traceback.
-
-    After rendering a handled exception Starlette assigns
-    ``exc.__traceback__ = None``; a frozen slotted dataclass refuses that
-    assignment (``TypeError``), which would turn every refusal into a server
-    error once the answer is sent. The exception's own bookkeeping attributes
-    are set directly; the failure's fields stay frozen.
-    """
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if name in ("__traceback__", "__cause__", "__context__", "__suppress_context__"):
-            BaseException.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-
-def raisable(failure: AuthFailure) -> AuthFailure:
-    """``failure`` in a form that can be raised through Starlette's exception handling."""
-    if isinstance(failure, _Refusal):
-        return failure
-    values = {field.name: getattr(failure, field.name) for field in dataclasses.fields(failure)}
-    return _Refusal(**values)
 
 
 class BearerScheme(SecurityBase):
@@ -223,7 +198,7 @@ class FastAPIAuth:
         failure = failure.with_realm(self.settings.realm)
         handlers = getattr(request.app, "exception_handlers", {})
         if AuthFailure in handlers:
-            return raisable(failure)
+            return failure
         return HTTPException(failure.status, failure.body(), headers=dict(failure.headers()))
 
     def render(self, failure: AuthFailure) -> JSONResponse:
