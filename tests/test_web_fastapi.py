@@ -397,6 +397,40 @@ def test_token_in_query_is_refused(client: TestClient) -> None:
     assert_leaks_nothing(response, body["access_token"])
 
 
+def test_query_strings_merely_mentioning_access_token_are_fine(client: TestClient) -> None:
+    """Only a parameter named access_token is a token in the URL."""
+    body, _ = login(client)
+    for params in ({"no_access_token": "1"}, {"q": "access_token"}):
+        response = client.get("/me", params=params, headers=bearer(body["access_token"]))
+        assert response.status_code == 200, params
+
+
+def test_cookies_are_no_credentials_without_an_access_cookie(client: TestClient) -> None:
+    """With the access cookie off, cookies neither authenticate nor make a Bearer ambiguous."""
+    body, _ = login(client)
+    token = body["access_token"]
+    jar = cookie_header(**{"__Host-access_token": token, "access_token": token, "x": "y"})
+    assert client.get("/me", headers={**bearer(token), **jar}).status_code == 200
+    missing = client.get("/me", headers=jar)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer realm=")
+    assert "error=" not in missing.headers["WWW-Authenticate"]
+
+
+def test_the_cookie_and_query_checks_still_apply_with_the_access_cookie_on(
+    cookie_client: TestClient,
+) -> None:
+    body, _ = login(cookie_client)
+    token = body["access_token"]
+    in_url = cookie_client.get("/me", params={"access_token": token},
+                               headers=cookie_header(x="y"))
+    assert_invalid_request(
+        in_url, "tokens are not accepted in the URL; use the Authorization header"
+    )
+    assert cookie_client.get("/me", headers={**bearer(token), **cookie_header(x="y")}
+                             ).status_code == 200
+
+
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "eyJhbGciOiJFUzI1NiJ9.e30.AAAA"])
 def test_garbage_token(client: TestClient, token: str) -> None:
     assert_invalid_token(client.get("/me", headers=bearer(token)), "the token is not valid")

@@ -55,8 +55,8 @@ from jwtward.web.handlers import (
 )
 from jwtward.web.settings import WebSettings
 from jwtward.web.transport import (
-    Credentials,
     RequestInfo,
+    bearer_token,
     check_csrf,
     check_origin,
     extract_credentials,
@@ -112,6 +112,30 @@ def _credentials_info(request: Request, settings: WebSettings) -> RequestInfo:
     )
 
 
+def _header_bearer_values(request: Request, settings: WebSettings) -> list[str] | None:
+    """The ``Authorization`` values, when that header is the only place a token can be.
+
+    ``None`` when a cookie or the query string must be looked at too (an
+    access-token cookie is configured and the request carries cookies, or
+    the query string may name ``access_token``): those requests take the
+    general path through :func:`extract_credentials`. Read from the raw ASGI
+    headers (lower-cased names, latin-1 values, as Starlette reads them)
+    without building Starlette's header, cookie and query objects: this runs
+    on every protected request.
+    """
+    scope = request.scope
+    if b"access_token" in scope.get("query_string", b""):
+        return None
+    cookies_matter = settings.access_cookie is not None
+    values: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            values.append(value.decode("latin-1"))
+        elif name == b"cookie" and cookies_matter:
+            return None
+    return values
+
+
 class BearerScheme(SecurityBase):
     """The OpenAPI ``http``/``bearer`` scheme, and the claims dependency in one object.
 
@@ -140,15 +164,22 @@ class BearerScheme(SecurityBase):
     ) -> AccessClaims | None:
         auth = self._auth
         settings = auth.settings
+        token: str | None
         try:
-            credentials = extract_credentials(_credentials_info(request, settings), settings)
+            values = _header_bearer_values(request, settings)
+            if values is not None:
+                token, via = bearer_token(values), "header"
+            else:
+                credentials = extract_credentials(_credentials_info(request, settings), settings)
+                token = None if credentials is None else credentials.token
+                via = "header" if credentials is None else credentials.via
         except AuthFailure as failure:
             raise auth.refusal(request, failure) from None
-        if credentials is None:
+        if token is None:
             if self._optional:
                 return None
             raise auth.refusal(request, missing())
-        return await auth._verify(request, credentials, security_scopes.scopes)
+        return await auth._verify(request, token, via == "cookie", security_scopes.scopes)
 
 
 class FastAPIAuth:
@@ -224,20 +255,21 @@ class FastAPIAuth:
     # -- dependencies -----------------------------------------------------------------------
 
     async def _verify(
-        self, request: Request, credentials: Credentials, required: list[str]
+        self, request: Request, token: str, from_cookie: bool, required: list[str]
     ) -> AccessClaims:
         try:
-            claims = await self.service.verify(credentials.token)
+            claims = await self.service.verify(token)
         except JWTWardError as exc:
             raise self.refusal(request, service_failure(exc, self.settings)) from None
-        try:
-            if credentials.via == "cookie":
+        if from_cookie:
+            try:
                 check_csrf(request_info(request, self.settings), claims, self.settings)
-        except AuthFailure as failure:
-            raise self.refusal(request, failure) from None
-        lacking = scope_failure(claims, required)
-        if lacking is not None:
-            raise self.refusal(request, lacking)
+            except AuthFailure as failure:
+                raise self.refusal(request, failure) from None
+        if required:
+            lacking = scope_failure(claims, required)
+            if lacking is not None:
+                raise self.refusal(request, lacking)
         return claims
 
     def require_roles(self, *roles: str, claim: str = "roles") -> ClaimsDependency:

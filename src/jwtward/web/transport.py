@@ -28,7 +28,14 @@ from jwtward.tokens.lifecycle import csrf_matches
 from jwtward.web.challenges import AuthFailure, csrf_failure, invalid_request
 from jwtward.web.settings import WebSettings
 
-__all__ = ["SAFE_METHODS", "Credentials", "RequestInfo", "check_csrf", "extract_credentials"]
+__all__ = [
+    "SAFE_METHODS",
+    "Credentials",
+    "RequestInfo",
+    "bearer_token",
+    "check_csrf",
+    "extract_credentials",
+]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")  # RFC 6750 §2.1
@@ -57,7 +64,13 @@ class Credentials:
     via: Literal["header", "cookie"]
 
 
-def _bearer(values: Sequence[str]) -> str | None:
+def bearer_token(values: Sequence[str]) -> str | None:
+    """The token of the request's ``Authorization`` header values (RFC 6750 §2.1).
+
+    ``None`` without a Bearer header (none at all, or another scheme); an
+    :class:`AuthFailure` ``invalid_request`` for several headers or a
+    malformed one.
+    """
     if not values:
         return None
     if len(values) > 1:
@@ -75,7 +88,7 @@ def extract_credentials(info: RequestInfo, settings: WebSettings) -> Credentials
     """The request's token, ``None`` when it carries none."""
     if info.query_token:
         raise invalid_request("tokens are not accepted in the URL; use the Authorization header")
-    from_header = _bearer(info.authorization)
+    from_header = bearer_token(info.authorization)
     from_cookie = None
     if settings.access_cookie is not None:
         from_cookie = info.cookies.get(settings.cookie_name(settings.access_cookie)) or None
