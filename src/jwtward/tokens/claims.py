@@ -13,6 +13,8 @@ from typing import Any
 
 __all__ = ["AccessClaims", "TokenPair"]
 
+_NO_SCOPES: frozenset[str] = frozenset()
+
 
 class AccessClaims(Mapping[str, Any]):
     """The claims of a verified, unrevoked access token (read-only)."""
@@ -20,9 +22,19 @@ class AccessClaims(Mapping[str, Any]):
     __slots__ = ("_claims", "_scopes")
 
     def __init__(self, claims: Mapping[str, Any]) -> None:
-        self._claims = dict(claims)
-        scope = self._claims.get("scope")
-        self._scopes = frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+        self._set(dict(claims))
+
+    @classmethod
+    def adopt(cls, claims: dict[str, Any]) -> AccessClaims:
+        """Wrap a dict nothing else holds (freshly parsed claims) without copying it."""
+        adopted = cls.__new__(cls)
+        adopted._set(claims)
+        return adopted
+
+    def _set(self, claims: dict[str, Any]) -> None:
+        self._claims = claims
+        scope = claims.get("scope")
+        self._scopes = frozenset(scope.split()) if isinstance(scope, str) else _NO_SCOPES
 
     def __getitem__(self, name: str) -> Any:
         return self._claims[name]

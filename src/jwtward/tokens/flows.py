@@ -11,8 +11,6 @@ holds any rule of its own.
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import json
 import math
 from collections.abc import Callable, Generator, Mapping
@@ -36,7 +34,8 @@ from jwtward.policy import Policy
 from jwtward.tokens import events, lifecycle
 from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.tokens.lifecycle import RefreshDecision, Settings
-from jwtward.tokens.records import FamilyRecord
+from jwtward.tokens.records import AccessView, FamilyRecord
+from jwtward.tokens.verified_cache import VerifiedTokenCache
 
 __all__ = ["Flow", "Lifecycle", "SigningKeys", "StoreCall", "SubjectCall"]
 
@@ -46,7 +45,8 @@ T = TypeVar("T")
 # second read always decides (the winner's write is then visible).
 _ROTATE_ATTEMPTS = 3
 # Verified access tokens kept (by their exact text) so that a client sending
-# the same token on every request pays the signature check once. Revocation is
+# the same token on every request pays the signature check twice, then never
+# (a token is admitted on its second use: see verified_cache). Revocation is
 # still checked on every request; expiry and the signing key's standing too.
 VERIFIED_CACHE_SIZE = 4096
 _MAX_METADATA = 8
@@ -110,12 +110,7 @@ class Lifecycle:
             raise InvalidArgument("clock must be a callable returning POSIX seconds")
         self.keys = keys
         self.settings = settings
-        # token -> (payload JSON, kid, exp): bytes, str and a number, none of
-        # them tracked by the garbage collector, so a busy cache costs no
-        # full collections.
-        self._verified: collections.OrderedDict[str, tuple[bytes, str, float]] = (
-            collections.OrderedDict()
-        )
+        self._verified = VerifiedTokenCache(VERIFIED_CACHE_SIZE)
         self._clock = clock
         self._has_subject_loader = has_subject_loader
         self.access_policy = Policy(
@@ -197,34 +192,29 @@ class Lifecycle:
 
     # -- verification ------------------------------------------------------------------
 
-    def _access_claims(self, token: str | bytes) -> dict[str, Any]:
+    def access_claims(self, token: str | bytes) -> dict[str, Any]:
         """The claims of an access token whose signature and claims pass, cached by token.
 
-        A cache hit still needs the token unexpired now and its signing key
-        still trusted by the ring (a revoked key drops its tokens at once).
+        The first half of :meth:`verify`, which the services also call
+        directly on their hot path (see :meth:`access_view_call`). A cache hit
+        still needs the token unexpired now and its signing key still trusted
+        by the ring (a revoked key drops its tokens at once).
         """
         cache = self._verified
-        if isinstance(token, str):
-            hit = cache.get(token)
-            if hit is not None:
-                payload, kid, exp = hit
-                if self.now() < exp + self.access_policy.leeway_seconds and (
-                    self._key_still_trusted(kid)
-                ):
-                    # Parsed strictly and checked when it was cached.
-                    return json.loads(payload)  # type: ignore[no-any-return]
-                cache.pop(token, None)
+        hit = cache.get(token)
+        if hit is not None:
+            payload, kid, exp = hit
+            if self.now() < exp + self.access_policy.leeway_seconds and (
+                self._key_still_trusted(kid)
+            ):
+                # Parsed strictly and checked when it was cached.
+                return json.loads(payload)  # type: ignore[no-any-return]
+            cache.discard(token)
         verified = jwt.decode_verified(token, self.keys, self.access_policy)
         claims = verified.claims
         if not isinstance(claims["sid"], str):
             raise InvalidToken("claim 'sid' is not a string")
-        if isinstance(token, str):
-            if len(cache) >= VERIFIED_CACHE_SIZE:
-                # Drop the oldest entry; another thread emptying the cache
-                # meanwhile only costs a re-verify.
-                with contextlib.suppress(KeyError):
-                    cache.popitem(last=False)
-            cache[token] = (verified.payload, verified.key.kid, float(claims["exp"]))
+        cache.offer(token, (verified.payload, verified.key.kid, float(claims["exp"])))
         return claims
 
     def _key_still_trusted(self, kid: str) -> bool:
@@ -235,14 +225,29 @@ class Lifecycle:
         return True
 
     def verify(self, token: str | bytes) -> Flow[AccessClaims]:
-        """The claims of a valid, unrevoked access token."""
-        claims = self._access_claims(token)
-        sid = claims["sid"]
-        view = yield StoreCall("access_view", (claims["jti"], sid, claims["sub"]))
+        """The claims of a valid, unrevoked access token.
+
+        Every request of a protected route runs this, so the services run
+        its three steps directly (:meth:`access_claims`, the store call of
+        :meth:`access_view_call`, :meth:`admit_access`) rather than through
+        the generator; this flow is the same three steps, for flows that
+        verify on their way (introspection).
+        """
+        claims = self.access_claims(token)
+        view = yield self.access_view_call(claims)
+        return self.admit_access(claims, view)
+
+    @staticmethod
+    def access_view_call(claims: Mapping[str, Any]) -> StoreCall:
+        """The store call reading what could have revoked a verified access token."""
+        return StoreCall("access_view", (claims["jti"], claims["sid"], claims["sub"]))
+
+    def admit_access(self, claims: dict[str, Any], view: AccessView) -> AccessClaims:
+        """The token's claims if nothing in ``view`` revoked it; :class:`RevokedToken` if so."""
         reason = lifecycle.access_refusal(view, claims, self.now())
         if reason is not None:
             raise RevokedToken(reason)
-        return AccessClaims(claims)
+        return AccessClaims.adopt(claims)
 
     def _refresh_claims(self, token: str | bytes) -> dict[str, Any]:
         claims = jwt.decode(token, self.keys, self.refresh_policy)
