@@ -235,9 +235,14 @@ class FlakyStore:
         self.awaitable = awaitable
         self.down = False
         self.only: frozenset[str] | None = None
+        # Methods that answer, but with a value of the wrong type (a broken store).
+        self.garbled: frozenset[str] = frozenset()
 
     def _fails(self, name: str) -> bool:
         return self.down and (self.only is None or name in self.only)
+
+    def _answer(self, name: str, answer: Any) -> Any:
+        return {"not": "an answer"} if name in self.garbled else answer
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
@@ -246,14 +251,14 @@ class FlakyStore:
             async def acall(*args: Any) -> Any:
                 if self._fails(name):
                     raise ConnectionError(DRIVER_MESSAGE)
-                return await method(*args)
+                return self._answer(name, await method(*args))
 
             return acall
 
         def call(*args: Any) -> Any:
             if self._fails(name):
                 raise ConnectionError(DRIVER_MESSAGE)
-            return method(*args)
+            return self._answer(name, method(*args))
 
         return call
 
@@ -817,6 +822,35 @@ async def test_purge_expired_removes_only_what_can_no_longer_matter(env: Env) ->
 
 
 # -- a store that cannot answer ----------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_store_answering_the_wrong_type_is_unavailable(env: Env) -> None:
+    """A broken store fails closed as StoreUnavailable (503), never as a crash (500)."""
+    flaky: list[FlakyStore] = []
+
+    def wrap(store: Any) -> FlakyStore:
+        flaky.append(FlakyStore(store, awaitable=env.flavour == "async"))
+        return flaky[0]
+
+    async with env.service(wrap=wrap) as svc:
+        store = flaky[0]
+        pair = await svc.issue("alice")
+        await svc.verify(pair.access_token)
+        await svc.verify(pair.access_token)  # now in the verified-token cache too
+        store.garbled = frozenset({"access_view", "load_refresh", "sessions"})
+        for attempt in (
+            svc.verify(pair.access_token),
+            svc.introspect(pair.access_token),
+            svc.refresh(pair.refresh_token),
+            svc.sessions("alice"),
+        ):
+            with pytest.raises(StoreUnavailable) as failed:
+                await attempt
+            assert failed.value.__cause__ is None
+        store.garbled = frozenset()
+        await svc.verify(pair.access_token)
+        await svc.refresh(pair.refresh_token)  # nothing above used it up
 
 
 @pytest.mark.asyncio

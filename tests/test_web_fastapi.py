@@ -397,6 +397,17 @@ def test_token_in_query_is_refused(client: TestClient) -> None:
     assert_leaks_nothing(response, body["access_token"])
 
 
+@pytest.mark.parametrize("query", ["access%5Ftoken=x", "%61ccess_token=x", "a=1&access%5ftoken"])
+def test_token_in_query_is_refused_however_the_name_is_encoded(
+    client: TestClient, query: str
+) -> None:
+    body, _ = login(client)
+    response = client.get(f"/me?{query}", headers=bearer(body["access_token"]))
+    assert_invalid_request(
+        response, "tokens are not accepted in the URL; use the Authorization header"
+    )
+
+
 def test_query_strings_merely_mentioning_access_token_are_fine(client: TestClient) -> None:
     """Only a parameter named access_token is a token in the URL."""
     body, _ = login(client)

@@ -19,7 +19,7 @@ from jwtward.errors import JWTWardError
 from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.tokens.flows import Flow, SigningKeys, StoreCall
 from jwtward.tokens.records import AsyncTokenStore, FamilyRecord
-from jwtward.tokens.service import ServiceBase, store_failure
+from jwtward.tokens.service import ServiceBase, checked_answer, store_failure
 
 __all__ = ["AsyncTokenService"]
 
@@ -81,11 +81,12 @@ class AsyncTokenService(ServiceBase[AsyncTokenStore, AsyncSubjectLoader]):
 
     async def _call(self, step: StoreCall) -> Any:
         try:
-            return await getattr(self._store, step.method)(*step.args)
+            answer = await getattr(self._store, step.method)(*step.args)
         except JWTWardError:
             raise
         except Exception as exc:  # fail closed: a store failure is never a token decision
             raise store_failure(step.method, exc) from None
+        return checked_answer(step.method, answer)
 
     async def issue(
         self,

@@ -25,8 +25,12 @@ class AccessClaims(Mapping[str, Any]):
         self._set(dict(claims))
 
     @classmethod
-    def adopt(cls, claims: dict[str, Any]) -> AccessClaims:
-        """Wrap a dict nothing else holds (freshly parsed claims) without copying it."""
+    def _adopt(cls, claims: dict[str, Any]) -> AccessClaims:
+        """Wrap a dict nothing else holds or will change (claims just parsed), uncopied.
+
+        Private: a caller keeping the dict could change the claims after the
+        scopes were read from them.
+        """
         adopted = cls.__new__(cls)
         adopted._set(claims)
         return adopted

@@ -247,7 +247,7 @@ class Lifecycle:
         reason = lifecycle.access_refusal(view, claims, self.now())
         if reason is not None:
             raise RevokedToken(reason)
-        return AccessClaims.adopt(claims)
+        return AccessClaims._adopt(claims)
 
     def _refresh_claims(self, token: str | bytes) -> dict[str, Any]:
         claims = jwt.decode(token, self.keys, self.refresh_policy)

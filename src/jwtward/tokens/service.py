@@ -20,7 +20,13 @@ from jwtward.errors import InvalidArgument, JWTWardError, StoreUnavailable
 from jwtward.tokens.claims import AccessClaims, TokenPair
 from jwtward.tokens.flows import Flow, Lifecycle, SigningKeys, StoreCall
 from jwtward.tokens.lifecycle import Settings
-from jwtward.tokens.records import FamilyRecord, TokenStore
+from jwtward.tokens.records import (
+    AccessView,
+    FamilyRecord,
+    RefreshView,
+    SubjectView,
+    TokenStore,
+)
 
 __all__ = ["DEFAULT_STORE_PATH", "TokenService", "make_lifecycle"]
 
@@ -68,6 +74,23 @@ def store_failure(method: str, exc: BaseException) -> StoreUnavailable:
     """The one error for a store that failed in a way its own code did not translate."""
     logger.error("token store call %s failed: %s: %s", method, type(exc).__name__, exc)
     return StoreUnavailable("the token store cannot answer right now")
+
+
+# The answers the flows read attributes of: a store returning anything else is
+# broken, and fails closed as unavailable rather than as an AttributeError (500).
+_ANSWER_TYPES: dict[str, type | tuple[type, ...]] = {
+    "access_view": AccessView,
+    "load_refresh": (RefreshView, type(None)),
+    "sessions": SubjectView,
+}
+
+
+def checked_answer(method: str, answer: Any) -> Any:
+    """``answer`` when it has the type the protocol promises for ``method``."""
+    expected = _ANSWER_TYPES.get(method)
+    if expected is None or isinstance(answer, expected):
+        return answer
+    raise store_failure(method, TypeError(f"the store returned a {type(answer).__name__}"))
 
 
 def _default_store() -> TokenStore:
@@ -169,11 +192,12 @@ class TokenService(ServiceBase[TokenStore, SubjectLoader]):
 
     def _call(self, step: StoreCall) -> Any:
         try:
-            return getattr(self._store, step.method)(*step.args)
+            answer = getattr(self._store, step.method)(*step.args)
         except JWTWardError:
             raise
         except Exception as exc:  # fail closed: a store failure is never a token decision
             raise store_failure(step.method, exc) from None
+        return checked_answer(step.method, answer)
 
     def issue(
         self,

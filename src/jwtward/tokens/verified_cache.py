@@ -10,10 +10,10 @@ service on every hit.
 Admission on the second sighting: a token enters the memo only when it was
 already seen among roughly the last ``size`` distinct tokens. A token used
 once (a client that fetches a fresh token per call) would only push out
-useful entries and churn memory on every request. A least-recently-used memo
-of ``size`` entries could not have served a token that did not come back
-within ``size`` other tokens anyway, so the rule costs one signature check
-per token (its second use) and nothing else. Sightings are kept as the
+useful entries and churn memory on every request. A memo of ``size``
+entries could not have kept a token that did not come back within ``size``
+other tokens anyway, so the rule costs one signature check per token (its
+second use) and nothing else. Entries leave in the order they came in. Sightings are kept as the
 token's ``hash()`` in two rotating sets of at most ``size`` each: a collision
 only admits a token one sighting early; the memo itself is keyed by the full
 text.
@@ -34,7 +34,11 @@ Entry = tuple[bytes, str, float]
 
 
 class VerifiedTokenCache:
-    """At most ``size`` verified tokens, least recently added dropped first."""
+    """About ``size`` verified tokens, the oldest dropped first.
+
+    Threads racing on a full memo may each add one before dropping one: the
+    bound is ``size`` plus the number of racing threads, never growing.
+    """
 
     __slots__ = ("_entries", "_previous", "_seen", "size")
 

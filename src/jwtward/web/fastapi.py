@@ -91,6 +91,16 @@ def request_info(request: Request, settings: WebSettings) -> RequestInfo:
     )
 
 
+def _query_may_name_a_token(scope: Mapping[str, Any]) -> bool:
+    """Whether the raw query string could decode to an ``access_token`` parameter.
+
+    A name may be percent-encoded (``access%5Ftoken``), so any ``%`` sends the
+    request to the full parse too.
+    """
+    query: bytes = scope.get("query_string", b"")
+    return b"access_token" in query or b"%" in query
+
+
 def _credentials_info(request: Request, settings: WebSettings) -> RequestInfo:
     """Just what finding the credentials needs: the hot path of every protected request.
 
@@ -102,7 +112,7 @@ def _credentials_info(request: Request, settings: WebSettings) -> RequestInfo:
     if settings.access_cookie is not None and "cookie" in headers:
         cookies = request.cookies
     query_token = False
-    if b"access_token" in request.scope.get("query_string", b""):
+    if _query_may_name_a_token(request.scope):
         query_token = "access_token" in request.query_params
     return RequestInfo(
         method=request.method,
@@ -124,7 +134,7 @@ def _header_bearer_values(request: Request, settings: WebSettings) -> list[str] 
     on every protected request.
     """
     scope = request.scope
-    if b"access_token" in scope.get("query_string", b""):
+    if _query_may_name_a_token(scope):
         return None
     cookies_matter = settings.access_cookie is not None
     values: list[str] = []
