@@ -263,6 +263,19 @@ class FlakyStore:
         return call
 
 
+@asynccontextmanager
+async def flaky_service(env: Env) -> AsyncIterator[tuple[Service, FlakyStore]]:
+    """A service of ``env`` whose store sits behind a :class:`FlakyStore`."""
+    flaky: list[FlakyStore] = []
+
+    def wrap(store: Any) -> FlakyStore:
+        flaky.append(FlakyStore(store, awaitable=env.flavour == "async"))
+        return flaky[0]
+
+    async with env.service(wrap=wrap) as svc:
+        yield svc, flaky[0]
+
+
 # -- issue ---------------------------------------------------------------------------
 
 
@@ -827,14 +840,7 @@ async def test_purge_expired_removes_only_what_can_no_longer_matter(env: Env) ->
 @pytest.mark.asyncio
 async def test_a_store_answering_the_wrong_type_is_unavailable(env: Env) -> None:
     """A broken store fails closed as StoreUnavailable (503), never as a crash (500)."""
-    flaky: list[FlakyStore] = []
-
-    def wrap(store: Any) -> FlakyStore:
-        flaky.append(FlakyStore(store, awaitable=env.flavour == "async"))
-        return flaky[0]
-
-    async with env.service(wrap=wrap) as svc:
-        store = flaky[0]
+    async with flaky_service(env) as (svc, store):
         pair = await svc.issue("alice")
         await svc.verify(pair.access_token)
         await svc.verify(pair.access_token)  # now in the verified-token cache too
@@ -855,14 +861,7 @@ async def test_a_store_answering_the_wrong_type_is_unavailable(env: Env) -> None
 
 @pytest.mark.asyncio
 async def test_store_down_fails_closed_and_recovers(env: Env) -> None:
-    flaky: list[FlakyStore] = []
-
-    def wrap(store: Any) -> FlakyStore:
-        flaky.append(FlakyStore(store, awaitable=env.flavour == "async"))
-        return flaky[0]
-
-    async with env.service(wrap=wrap) as svc:
-        store = flaky[0]
+    async with flaky_service(env) as (svc, store):
         pair = await svc.issue("alice")
         store.down = True
         attempts = [
