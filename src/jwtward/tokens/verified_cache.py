@@ -13,10 +13,12 @@ once (a client that fetches a fresh token per call) would only push out
 useful entries and churn memory on every request. A memo of ``size``
 entries could not have kept a token that did not come back within ``size``
 other tokens anyway, so the rule costs one signature check per token (its
-second use) and nothing else. Entries leave in the order they came in. Sightings are kept as the
-token's ``hash()`` in two rotating sets of at most ``size`` each: a collision
-only admits a token one sighting early; the memo itself is keyed by the full
-text.
+second use) and nothing else. Entries leave in the order they came in.
+
+Sightings are kept as the token's ``hash()`` in two rotating sets of at most
+``size`` each, written only after a successful verification (forged tokens
+leave no trace): a collision only admits a token one sighting early; the
+memo itself is keyed by the full text.
 
 Only exact ``str`` tokens are remembered: a ``str`` subclass may redefine
 equality (one that ignores case would find the entry of another token).
