@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 from jwtward import Key, KeySet, Policy, errors, jwe, jws, jwt
 from jwtward.jose import content_encryption
 from jwtward.jose.content_encryption import DECRYPTION_FAILED_MESSAGE
-from tests.conftest import load_vectors, vector_path
+from tests.conftest import is_jwe_group, load_module_vectors, vector_path
 
 ENC_FILE = "json_web_encryption_test.json"
 CRYPTO_FILE = "json_web_crypto_test.json"
@@ -44,14 +44,6 @@ FILES = {ENC_FILE: "enc", CRYPTO_FILE: "crypto"}
 CONTENT_ENCRYPTIONS = frozenset(
     {"A128GCM", "A192GCM", "A256GCM", "A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"}
 )
-
-
-def _load(*parts: str) -> Any:
-    """Load a vector file at collection time: a missing file skips the module (fails in CI)."""
-    try:
-        return load_vectors(*parts)
-    except pytest.skip.Exception as exc:
-        pytest.skip(str(exc), allow_module_level=True)
 
 
 def _b64(text: str) -> bytes:
@@ -72,7 +64,7 @@ def test_the_decryption_failure_message_is_the_documented_one() -> None:
 
 # == 1. Wycheproof ==========================================================================
 
-WYCHEPROOF: dict[str, Any] = {name: _load("wycheproof", name) for name in FILES}
+WYCHEPROOF: dict[str, Any] = {name: load_module_vectors("wycheproof", name) for name in FILES}
 
 
 @dataclass(frozen=True)
@@ -102,14 +94,10 @@ class Case:
         return private
 
 
-def _is_jwe_group(group: Mapping[str, Any]) -> bool:
-    return any("jwe" in test for test in group["tests"])
-
-
 def _cases() -> Iterator[Case]:
     for name in FILES:
         for group in WYCHEPROOF[name]["testGroups"]:
-            if _is_jwe_group(group):
+            if is_jwe_group(group):
                 for test in group["tests"]:
                     yield Case(name, group, test)
 
@@ -125,8 +113,8 @@ def test_every_jwe_group_is_taken_and_nothing_else() -> None:
             kinds = {("jwe" in test, "jws" in test) for test in group["tests"]}
             assert kinds in ({(True, False)}, {(False, True)}), group["comment"]
     enc_groups = WYCHEPROOF[ENC_FILE]["testGroups"]
-    assert all(_is_jwe_group(group) for group in enc_groups)
-    crypto_jwe = [g["comment"] for g in WYCHEPROOF[CRYPTO_FILE]["testGroups"] if _is_jwe_group(g)]
+    assert all(is_jwe_group(group) for group in enc_groups)
+    crypto_jwe = [g["comment"] for g in WYCHEPROOF[CRYPTO_FILE]["testGroups"] if is_jwe_group(g)]
     assert crypto_jwe == ["jwe_aes"]
     by_file = {name: sum(1 for case in CASES if case.file == name) for name in FILES}
     assert by_file == {ENC_FILE: WYCHEPROOF[ENC_FILE]["numberOfTests"], CRYPTO_FILE: 17}
@@ -331,7 +319,7 @@ COOKBOOK_DIR = "rfc7520"
 def _cookbook_files() -> dict[str, Any]:
     folder: Path = vector_path(COOKBOOK_DIR, "jwe")
     return {
-        path.name.split(".")[0]: _load(COOKBOOK_DIR, "jwe", path.name)
+        path.name.split(".")[0]: load_module_vectors(COOKBOOK_DIR, "jwe", path.name)
         for path in sorted(folder.glob("*.json"))
     }
 
@@ -435,7 +423,7 @@ def test_cookbook_compact_refused_by_design(name: str) -> None:
 
 # -- §6: a signed JWT inside a JWE ------------------------------------------------------------
 
-NESTING = _load(COOKBOOK_DIR, "6.nesting_signatures_and_encryption.json")
+NESTING = load_module_vectors(COOKBOOK_DIR, "6.nesting_signatures_and_encryption.json")
 
 
 def _nesting_keys() -> tuple[Key, Key]:

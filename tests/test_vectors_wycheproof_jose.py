@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from jwtward import JWTWardError, Key, KeySet, errors, jws
-from tests.conftest import load_vectors
+from tests.conftest import is_jwe_group, load_module_vectors
 
 SIG = "json_web_signature_test.json"
 JWK = "json_web_key_test.json"
@@ -38,15 +38,7 @@ CRYPTO = "json_web_crypto_test.json"
 FILES = {SIG: "sig", JWK: "jwk", CRYPTO: "crypto"}
 
 
-def _load(name: str) -> Any:
-    """Load a vector file at collection time: a missing file skips the module (fails in CI)."""
-    try:
-        return load_vectors("wycheproof", name)
-    except pytest.skip.Exception as exc:
-        pytest.skip(str(exc), allow_module_level=True)
-
-
-VECTORS: dict[str, Any] = {name: _load(name) for name in FILES}
+VECTORS: dict[str, Any] = {name: load_module_vectors("wycheproof", name) for name in FILES}
 
 
 @dataclass(frozen=True)
@@ -75,14 +67,10 @@ class Case:
         return self.group.get("public", self.group["private"])
 
 
-def _is_jwe_group(group: Mapping[str, Any]) -> bool:
-    return any("jwe" in test for test in group["tests"])
-
-
 def _cases() -> Iterator[Case]:
     for name in FILES:
         for index, group in enumerate(VECTORS[name]["testGroups"]):
-            if _is_jwe_group(group):
+            if is_jwe_group(group):
                 continue
             for test in group["tests"]:
                 yield Case(name, index, group, test)
@@ -241,7 +229,7 @@ def test_every_file_yields_cases() -> None:
         assert doc["numberOfTests"] == total
         collected = [case for case in CASES if case.file == name]
         assert collected, f"{name} yields no cases"
-        skipped = sum(len(g["tests"]) for g in doc["testGroups"] if _is_jwe_group(g))
+        skipped = sum(len(g["tests"]) for g in doc["testGroups"] if is_jwe_group(g))
         assert len(collected) + skipped == total
         assert len({case.tc_id for case in collected}) == len(collected)
     assert {name: sum(c.file == name for c in CASES) for name in FILES} == {
@@ -256,14 +244,14 @@ def test_only_the_jwe_groups_are_left_out() -> None:
     for name in FILES:
         for group in VECTORS[name]["testGroups"]:
             kinds = {("jwe" in test, "jws" in test) for test in group["tests"]}
-            if _is_jwe_group(group):
+            if is_jwe_group(group):
                 assert name == CRYPTO
                 assert kinds == {(True, False)}
                 assert group["comment"].startswith("jwe")
                 assert group["private"]["use"] == "enc"
             else:
                 assert kinds == {(False, True)}
-    skipped = [g["comment"] for g in VECTORS[CRYPTO]["testGroups"] if _is_jwe_group(g)]
+    skipped = [g["comment"] for g in VECTORS[CRYPTO]["testGroups"] if is_jwe_group(g)]
     assert skipped == ["jwe_aes"]
 
 
